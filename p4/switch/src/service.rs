@@ -1,0 +1,1026 @@
+//! The P4Runtime service of the software switch (spec §5–§16, the parts
+//! `umbra.p4` uses): arbitration on StreamChannel, pipeline config, Write with
+//! per-update errors, wildcard Read, packet I/O and Capabilities.
+//!
+//! Locking: `arbitration` and `state` are synchronous mutexes — no `.await`
+//! happens while either is held. The order is `state` then the pipeline's
+//! table lock ([`Pipeline::update`]); `arbitration` is never held together
+//! with `state`.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Code, Request, Response, Status, Streaming};
+use umbra_pipeline::{PORT_COUNT, Pipeline};
+use umbra_proto::google::rpc;
+use umbra_proto::p4::v1::{
+    self as p4, CapabilitiesRequest, CapabilitiesResponse, CloneSessionEntry, CounterEntry,
+    DirectCounterEntry, Entity, ForwardingPipelineConfig, GetForwardingPipelineConfigRequest,
+    GetForwardingPipelineConfigResponse, Index, PacketIn, PacketOutError, PacketReplicationEngineEntry,
+    ReadRequest, ReadResponse, SetForwardingPipelineConfigRequest,
+    SetForwardingPipelineConfigResponse, StreamError, StreamMessageRequest, StreamMessageResponse,
+    TableEntry, WriteRequest, WriteResponse, entity, get_forwarding_pipeline_config_request,
+    packet_replication_engine_entry, set_forwarding_pipeline_config_request,
+    stream_message_request, stream_message_response, stream_error, update, write_request,
+};
+
+use crate::arbitration::{self, Arbitration, StreamId};
+use crate::dataplane::Dataplane;
+use crate::program::{
+    self, EntityError, EntityResult, EntryKey, Program, TableOp, TableWriter,
+};
+
+/// The P4Runtime version whose protocol this switch speaks.
+pub const P4RUNTIME_API_VERSION: &str = "1.6.0";
+
+/// Entities per ReadResponse message; large reads are streamed in chunks.
+const READ_CHUNK: usize = 1024;
+
+/// Responses queued per StreamChannel. When a controller stops reading and
+/// its queue fills, packet-ins to it are dropped and counted, and stream
+/// errors to it are dropped; arbitration updates are retried on the next
+/// change (see [`Arbitration`]).
+const STREAM_QUEUE: usize = 1024;
+
+#[derive(Debug, Clone)]
+struct Committed {
+    program: Arc<Program>,
+    config: ForwardingPipelineConfig,
+}
+
+/// Control-plane state that P4Runtime reads back exactly as written.
+#[derive(Debug, Default)]
+struct DeviceState {
+    committed: Option<Committed>,
+    saved: Option<Committed>,
+    /// Installed entries in canonical form, without counter data (the
+    /// pipeline holds the counters and the executable form).
+    entries: BTreeMap<EntryKey, TableEntry>,
+    /// Clone sessions as written (canonical), for reads.
+    clone_sessions: BTreeMap<u32, CloneSessionEntry>,
+}
+
+struct Inner {
+    device_id: u64,
+    pipeline: Arc<Pipeline>,
+    dataplane: Arc<Dataplane>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    arbitration: Mutex<Arbitration>,
+    state: Mutex<DeviceState>,
+    next_stream: AtomicU64,
+    packet_ins_dropped: AtomicU64,
+}
+
+/// The P4Runtime gRPC service of one device. Cheap to clone.
+#[derive(Clone)]
+pub struct P4RuntimeService {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these structures half
+    // updated in a way later requests could not handle, so keep serving.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl P4RuntimeService {
+    /// A service for `device_id` over `pipeline`, injecting packet-outs into
+    /// `dataplane`. Stream tasks stop when `shutdown` is cancelled.
+    pub fn new(
+        device_id: u64,
+        pipeline: Arc<Pipeline>,
+        dataplane: Arc<Dataplane>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                device_id,
+                pipeline,
+                dataplane,
+                shutdown,
+                tasks: TaskTracker::new(),
+                arbitration: Mutex::new(Arbitration::new(device_id)),
+                state: Mutex::new(DeviceState::default()),
+                next_stream: AtomicU64::new(1),
+                packet_ins_dropped: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Packet-ins dropped because a controller's queue was full.
+    pub fn packet_ins_dropped(&self) -> u64 {
+        self.inner.packet_ins_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Delivers frames the pipeline sent to the CPU port to every primary
+    /// controller as PacketIn, until the channel closes.
+    pub async fn forward_packet_ins(self, mut frames: mpsc::Receiver<Vec<u8>>) {
+        while let Some(frame) = frames.recv().await {
+            let program = lock(&self.inner.state)
+                .committed
+                .as_ref()
+                .map(|c| Arc::clone(&c.program));
+            let Some((metadata, payload)) = program.and_then(|p| p.packet_in(&frame)) else {
+                continue;
+            };
+            let message = StreamMessageResponse {
+                update: Some(stream_message_response::Update::Packet(PacketIn {
+                    payload,
+                    metadata,
+                })),
+            };
+            let arbitration = lock(&self.inner.arbitration);
+            for sender in arbitration.primary_senders() {
+                if sender.try_send(Ok(message.clone())).is_err() {
+                    self.inner.packet_ins_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn check_device(&self, device_id: u64) -> Result<(), Status> {
+        if device_id == self.inner.device_id {
+            Ok(())
+        } else {
+            Err(Status::not_found(format!(
+                "device {device_id} not found; this switch is device {}",
+                self.inner.device_id
+            )))
+        }
+    }
+
+    fn check_primary(
+        &self,
+        role: &str,
+        election_id: Option<&p4::Uint128>,
+    ) -> Result<(), Status> {
+        lock(&self.inner.arbitration)
+            .check_primary(role, election_id.map(arbitration::election_id))
+    }
+
+    fn write_batch(&self, request: WriteRequest) -> Result<WriteResponse, Status> {
+        self.check_device(request.device_id)?;
+        self.check_primary(&request.role, request.election_id.as_ref())?;
+        let atomicity = write_request::Atomicity::try_from(request.atomicity).map_err(|_| {
+            Status::invalid_argument(format!("unknown atomicity {}", request.atomicity))
+        })?;
+        let mut state = lock(&self.inner.state);
+        let program = state
+            .committed
+            .as_ref()
+            .map(|c| Arc::clone(&c.program))
+            .ok_or_else(no_pipeline)?;
+        let all_or_nothing = !matches!(atomicity, write_request::Atomicity::ContinueOnError);
+        let state = &mut *state;
+        let results = self.inner.pipeline.update(|tables| {
+            let rollback = all_or_nothing.then(|| {
+                (
+                    tables.clone(),
+                    state.entries.clone(),
+                    state.clone_sessions.clone(),
+                )
+            });
+            let mut results: Vec<EntityResult<()>> = request
+                .updates
+                .iter()
+                .map(|u| apply_update(&program, &self.inner.pipeline, tables, state, u))
+                .collect();
+            if let Some((saved_tables, saved_entries, saved_sessions)) = rollback
+                && results.iter().any(Result::is_err)
+            {
+                *tables = saved_tables;
+                state.entries = saved_entries;
+                state.clone_sessions = saved_sessions;
+                let culprits: Vec<usize> = results
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.is_err())
+                    .map(|(i, _)| i)
+                    .collect();
+                for result in &mut results {
+                    if result.is_ok() {
+                        *result = Err(EntityError {
+                            code: Code::Aborted,
+                            message: format!(
+                                "not applied: the batch was rolled back because update(s) {culprits:?} failed"
+                            ),
+                        });
+                    }
+                }
+            }
+            results
+        });
+        if results.iter().all(Result::is_ok) {
+            Ok(WriteResponse {})
+        } else {
+            Err(write_failure(&results))
+        }
+    }
+
+    fn read_entities(&self, request: &ReadRequest) -> Result<Vec<Entity>, Status> {
+        self.check_device(request.device_id)?;
+        let state = lock(&self.inner.state);
+        let program = state
+            .committed
+            .as_ref()
+            .map(|c| Arc::clone(&c.program))
+            .ok_or_else(no_pipeline)?;
+        let pipeline = &self.inner.pipeline;
+        let mut out = Vec::new();
+        for (index, wanted) in request.entities.iter().enumerate() {
+            let fail = |e: EntityError| Status::new(e.code, format!("entity {index}: {}", e.message));
+            match &wanted.entity {
+                Some(entity::Entity::TableEntry(filter)) => {
+                    read_table_entries(&program, pipeline, &state, filter, &mut out)
+                        .map_err(fail)?;
+                }
+                Some(entity::Entity::CounterEntry(filter)) => {
+                    read_counters(&program, pipeline, filter, &mut out).map_err(fail)?;
+                }
+                Some(entity::Entity::DirectCounterEntry(filter)) => {
+                    read_direct_counters(&program, pipeline, &state, filter, &mut out)
+                        .map_err(fail)?;
+                }
+                Some(entity::Entity::PacketReplicationEngineEntry(pre)) => match &pre.r#type {
+                    Some(packet_replication_engine_entry::Type::CloneSessionEntry(filter)) => {
+                        if filter.session_id == 0 {
+                            out.extend(state.clone_sessions.values().map(clone_session_entity));
+                        } else {
+                            let session =
+                                state.clone_sessions.get(&filter.session_id).ok_or_else(|| {
+                                    fail(EntityError {
+                                        code: Code::NotFound,
+                                        message: format!(
+                                            "clone session {} does not exist",
+                                            filter.session_id
+                                        ),
+                                    })
+                                })?;
+                            out.push(clone_session_entity(session));
+                        }
+                    }
+                    Some(packet_replication_engine_entry::Type::MulticastGroupEntry(_)) => {
+                        return Err(Status::unimplemented(
+                            "multicast groups are not supported by this switch",
+                        ));
+                    }
+                    None => {
+                        return Err(Status::invalid_argument(format!(
+                            "entity {index}: PacketReplicationEngineEntry without a type"
+                        )));
+                    }
+                },
+                Some(other) => {
+                    return Err(Status::unimplemented(format!(
+                        "entity {index}: umbra.p4 has no {}",
+                        entity_kind(other)
+                    )));
+                }
+                None => {
+                    return Err(Status::invalid_argument(format!(
+                        "entity {index} is empty"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn set_pipeline(&self, request: SetForwardingPipelineConfigRequest) -> Result<(), Status> {
+        use set_forwarding_pipeline_config_request::Action;
+        self.check_device(request.device_id)?;
+        self.check_primary(&request.role, request.election_id.as_ref())?;
+        let action = Action::try_from(request.action)
+            .map_err(|_| Status::invalid_argument(format!("unknown action {}", request.action)))?;
+        let mut state = lock(&self.inner.state);
+        match action {
+            Action::Unspecified => {
+                return Err(Status::invalid_argument("action must be set"));
+            }
+            Action::Verify => {
+                verify(request.config)?;
+            }
+            Action::VerifyAndSave => {
+                state.saved = Some(verify(request.config)?);
+            }
+            Action::VerifyAndCommit => {
+                let committed = verify(request.config)?;
+                self.commit(&mut state, committed, false);
+            }
+            Action::Commit => {
+                let saved = state.saved.take().ok_or_else(|| {
+                    Status::failed_precondition(
+                        "COMMIT needs a config saved by VERIFY_AND_SAVE first",
+                    )
+                })?;
+                self.commit(&mut state, saved, false);
+            }
+            Action::ReconcileAndCommit => {
+                let committed = verify(request.config)?;
+                self.commit(&mut state, committed, true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `committed` the running pipeline. Forwarding state is kept on
+    /// reconcile (the program is the same one, checked by `verify`) and
+    /// cleared otherwise, as a fresh pipeline would be.
+    fn commit(&self, state: &mut DeviceState, committed: Committed, keep_state: bool) {
+        if !keep_state || state.committed.is_none() {
+            self.inner.pipeline.reset();
+            state.entries.clear();
+            state.clone_sessions.clear();
+        }
+        state.saved = None;
+        tracing::info!(
+            cookie = committed.config.cookie.as_ref().map(|c| c.cookie),
+            keep_state,
+            "pipeline committed"
+        );
+        state.committed = Some(committed);
+    }
+
+    fn handle_stream_message(
+        &self,
+        stream: StreamId,
+        message: StreamMessageRequest,
+        sender: &arbitration::ResponseSender,
+    ) -> Result<(), Status> {
+        match message.update {
+            Some(stream_message_request::Update::Arbitration(update)) => {
+                self.check_device(update.device_id)?;
+                let role = update.role.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+                if update.role.as_ref().is_some_and(|r| r.config.is_some()) {
+                    return Err(Status::unimplemented(
+                        "role configs are not supported; use a role name only",
+                    ));
+                }
+                lock(&self.inner.arbitration).arbitrate(
+                    stream,
+                    &role,
+                    update.election_id.as_ref().map(arbitration::election_id),
+                    sender,
+                )?;
+            }
+            Some(stream_message_request::Update::Packet(packet)) => {
+                let outcome = if lock(&self.inner.arbitration).is_primary_stream(stream) {
+                    let program = lock(&self.inner.state)
+                        .committed
+                        .as_ref()
+                        .map(|c| Arc::clone(&c.program));
+                    match program {
+                        None => Err(EntityError {
+                            code: Code::FailedPrecondition,
+                            message: "no pipeline config is committed".into(),
+                        }),
+                        Some(program) => {
+                            program.packet_out_header(&packet.metadata).map(|mut frame| {
+                                frame.extend_from_slice(&packet.payload);
+                                self.inner.dataplane.packet_out(frame);
+                            })
+                        }
+                    }
+                } else {
+                    Err(EntityError {
+                        code: Code::PermissionDenied,
+                        message: "only the primary controller may send packets".into(),
+                    })
+                };
+                if let Err(error) = outcome {
+                    let _ = sender.try_send(Ok(stream_error(
+                        error,
+                        Some(stream_error::Details::PacketOut(PacketOutError {
+                            packet_out: Some(packet),
+                        })),
+                    )));
+                }
+            }
+            Some(stream_message_request::Update::DigestAck(_)) => {
+                let _ = sender.try_send(Ok(stream_error(
+                    EntityError {
+                        code: Code::InvalidArgument,
+                        message: "umbra.p4 has no digests".into(),
+                    },
+                    None,
+                )));
+            }
+            Some(stream_message_request::Update::Other(_)) => {
+                let _ = sender.try_send(Ok(stream_error(
+                    EntityError {
+                        code: Code::Unimplemented,
+                        message: "no extension messages are supported".into(),
+                    },
+                    None,
+                )));
+            }
+            None => {
+                let _ = sender.try_send(Ok(stream_error(
+                    EntityError {
+                        code: Code::InvalidArgument,
+                        message: "empty StreamMessageRequest".into(),
+                    },
+                    None,
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn no_pipeline() -> Status {
+    Status::failed_precondition(
+        "no forwarding pipeline config is committed; SetForwardingPipelineConfig first",
+    )
+}
+
+/// Checks a pushed config: it must carry the P4Info of `umbra.p4` (names,
+/// ids and bitwidths; p4c's output is accepted). The device config is
+/// opaque to this switch and kept as given.
+fn verify(config: Option<ForwardingPipelineConfig>) -> Result<Committed, Status> {
+    let config = config.ok_or_else(|| Status::invalid_argument("config is missing"))?;
+    let p4info = config
+        .p4info
+        .clone()
+        .ok_or_else(|| Status::invalid_argument("config has no p4info"))?;
+    let differences = umbra_p4info::compare(umbra_p4info::umbra_p4info(), &p4info);
+    if !differences.is_empty() {
+        let list: Vec<String> = differences.iter().map(ToString::to_string).collect();
+        return Err(Status::invalid_argument(format!(
+            "this switch runs umbra.p4 and the P4Info differs from it in {} way(s):\n- {}",
+            list.len(),
+            list.join("\n- ")
+        )));
+    }
+    let program = Program::new(p4info).map_err(Status::invalid_argument)?;
+    Ok(Committed {
+        program: Arc::new(program),
+        config,
+    })
+}
+
+fn stream_error(error: EntityError, details: Option<stream_error::Details>) -> StreamMessageResponse {
+    StreamMessageResponse {
+        update: Some(stream_message_response::Update::Error(StreamError {
+            canonical_code: error.code as i32,
+            message: error.message,
+            space: String::new(),
+            code: 0,
+            details,
+        })),
+    }
+}
+
+/// The spec's answer to a failed batch: UNKNOWN, with one `p4.v1.Error` per
+/// update (OK for the ones that succeeded) in the status details.
+fn write_failure(results: &[EntityResult<()>]) -> Status {
+    let failed: Vec<(usize, &EntityError)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+        .collect();
+    let details = results
+        .iter()
+        .map(|result| {
+            let error = match result {
+                Ok(()) => p4::Error {
+                    canonical_code: Code::Ok as i32,
+                    ..p4::Error::default()
+                },
+                Err(e) => p4::Error {
+                    canonical_code: e.code as i32,
+                    message: e.message.clone(),
+                    ..p4::Error::default()
+                },
+            };
+            prost_types::Any {
+                type_url: "type.googleapis.com/p4.v1.Error".into(),
+                value: error.encode_to_vec(),
+            }
+        })
+        .collect();
+    let (first_index, first) = failed[0];
+    let message = format!(
+        "{} of {} update(s) failed; first: update {first_index}: {}",
+        failed.len(),
+        results.len(),
+        first.message
+    );
+    let status = rpc::Status {
+        code: Code::Unknown as i32,
+        message: message.clone(),
+        details,
+    };
+    Status::with_details(Code::Unknown, message, status.encode_to_vec().into())
+}
+
+fn entity_kind(entity: &entity::Entity) -> &'static str {
+    match entity {
+        entity::Entity::ExternEntry(_) => "extern entries",
+        entity::Entity::TableEntry(_) => "table entries",
+        entity::Entity::ActionProfileMember(_) => "action profile members",
+        entity::Entity::ActionProfileGroup(_) => "action profile groups",
+        entity::Entity::MeterEntry(_) => "meters",
+        entity::Entity::DirectMeterEntry(_) => "direct meters",
+        entity::Entity::CounterEntry(_) => "counter entries",
+        entity::Entity::DirectCounterEntry(_) => "direct counter entries",
+        entity::Entity::PacketReplicationEngineEntry(_) => "replication entries",
+        entity::Entity::ValueSetEntry(_) => "value sets",
+        entity::Entity::RegisterEntry(_) => "registers",
+        entity::Entity::DigestEntry(_) => "digests",
+    }
+}
+
+fn apply_update(
+    program: &Program,
+    pipeline: &Pipeline,
+    tables: &mut umbra_pipeline::Tables,
+    state: &mut DeviceState,
+    update: &p4::Update,
+) -> EntityResult<()> {
+    let invalid = |message: String| EntityError {
+        code: Code::InvalidArgument,
+        message,
+    };
+    let op = match update::Type::try_from(update.r#type) {
+        Ok(update::Type::Insert) => TableOp::Insert,
+        Ok(update::Type::Modify) => TableOp::Modify,
+        Ok(update::Type::Delete) => TableOp::Delete,
+        Ok(update::Type::Unspecified) | Err(_) => {
+            return Err(invalid(format!("update type {} is not valid", update.r#type)));
+        }
+    };
+    let entity = update
+        .entity
+        .as_ref()
+        .and_then(|e| e.entity.as_ref())
+        .ok_or_else(|| invalid("update has no entity".into()))?;
+    let mut writer = TableWriter { tables };
+    match entity {
+        entity::Entity::TableEntry(entry) => apply_table_entry(program, &mut writer, state, op, entry),
+        entity::Entity::CounterEntry(entry) => {
+            if op != TableOp::Modify {
+                return Err(invalid("counter entries can only be modified".into()));
+            }
+            let counter = match program.counter(entry.counter_id)? {
+                program::CounterKind::PortRx => pipeline.port_rx(),
+                program::CounterKind::PortTx => pipeline.port_tx(),
+            };
+            let index = entry
+                .index
+                .as_ref()
+                .ok_or_else(|| invalid("a counter write needs an index".into()))?
+                .index;
+            let data = entry.data.unwrap_or_default();
+            counter
+                .write(
+                    u64::try_from(index).unwrap_or(u64::MAX),
+                    umbra_pipeline::CounterData {
+                        packets: data.packet_count.max(0) as u64,
+                        bytes: data.byte_count.max(0) as u64,
+                    },
+                )
+                .map_err(|e| EntityError {
+                    code: Code::OutOfRange,
+                    message: e.to_string(),
+                })
+        }
+        entity::Entity::DirectCounterEntry(entry) => {
+            if op != TableOp::Modify {
+                return Err(invalid("direct counter entries can only be modified".into()));
+            }
+            let table_entry = entry
+                .table_entry
+                .as_ref()
+                .ok_or_else(|| invalid("direct counter entry without table_entry".into()))?;
+            if !program.has_direct_counter(table_entry.table_id) {
+                program.table_kind(table_entry.table_id)?;
+                return Err(invalid(format!(
+                    "table {:?} has no direct counter",
+                    program.table_name(table_entry.table_id)
+                )));
+            }
+            let key = program.entry_key(table_entry)?;
+            writer.set_direct_counter(key, &entry.data.unwrap_or_default())
+        }
+        entity::Entity::PacketReplicationEngineEntry(pre) => match &pre.r#type {
+            Some(packet_replication_engine_entry::Type::CloneSessionEntry(entry)) => {
+                let sessions = &mut writer.tables.clone_sessions;
+                let map_err = |e: umbra_pipeline::PipelineError| {
+                    use umbra_pipeline::PipelineError as E;
+                    let code = match e {
+                        E::CloneSessionExists { .. } => Code::AlreadyExists,
+                        E::CloneSessionNotFound { .. } => Code::NotFound,
+                        E::TooManyCloneSessions { .. } => Code::ResourceExhausted,
+                        E::ValueOutOfRange { .. } => Code::OutOfRange,
+                        _ => Code::InvalidArgument,
+                    };
+                    EntityError {
+                        code,
+                        message: e.to_string(),
+                    }
+                };
+                match op {
+                    TableOp::Delete => {
+                        sessions.delete(entry.session_id).map_err(map_err)?;
+                        state.clone_sessions.remove(&entry.session_id);
+                    }
+                    TableOp::Insert | TableOp::Modify => {
+                        let session = program::clone_session(entry)?;
+                        if op == TableOp::Insert {
+                            sessions.insert(session).map_err(map_err)?;
+                        } else {
+                            sessions.modify(session).map_err(map_err)?;
+                        }
+                        state.clone_sessions.insert(entry.session_id, entry.clone());
+                    }
+                }
+                Ok(())
+            }
+            Some(packet_replication_engine_entry::Type::MulticastGroupEntry(_)) => {
+                Err(EntityError {
+                    code: Code::Unimplemented,
+                    message: "multicast groups are not supported by this switch".into(),
+                })
+            }
+            None => Err(invalid("PacketReplicationEngineEntry without a type".into())),
+        },
+        other => Err(EntityError {
+            code: Code::Unimplemented,
+            message: format!("umbra.p4 has no {}", entity_kind(other)),
+        }),
+    }
+}
+
+fn apply_table_entry(
+    program: &Program,
+    writer: &mut TableWriter<'_>,
+    state: &mut DeviceState,
+    op: TableOp,
+    entry: &TableEntry,
+) -> EntityResult<()> {
+    let invalid = |message: String| EntityError {
+        code: Code::InvalidArgument,
+        message,
+    };
+    if entry.is_default_action {
+        let kind = program.table_kind(entry.table_id)?;
+        if !entry.r#match.is_empty() {
+            return Err(invalid("the default entry has no match fields".into()));
+        }
+        if op != TableOp::Modify {
+            return Err(invalid(format!(
+                "the default entry of table {:?} can only be modified (MODIFY), not inserted or deleted",
+                program.table_name(entry.table_id)
+            )));
+        }
+        let action = match &entry.action {
+            Some(action) => Some(program.entry_action(entry.table_id, Some(action))?),
+            None => None,
+        };
+        return writer.set_default(kind, action);
+    }
+    let key = program.entry_key(entry)?;
+    if entry.idle_timeout_ns != 0 {
+        return Err(invalid(format!(
+            "table {:?} does not support idle timeouts",
+            program.table_name(entry.table_id)
+        )));
+    }
+    if entry.meter_config.is_some() || entry.meter_counter_data.is_some() {
+        return Err(invalid(format!(
+            "table {:?} has no direct meter",
+            program.table_name(entry.table_id)
+        )));
+    }
+    if entry.counter_data.is_some() && !program.has_direct_counter(entry.table_id) {
+        return Err(invalid(format!(
+            "table {:?} has no direct counter",
+            program.table_name(entry.table_id)
+        )));
+    }
+    match op {
+        TableOp::Delete => {
+            writer.apply(TableOp::Delete, key, None)?;
+            state.entries.remove(&key);
+        }
+        TableOp::Insert | TableOp::Modify => {
+            let action = program.entry_action(entry.table_id, entry.action.as_ref())?;
+            writer.apply(op, key, Some(action))?;
+            if let Some(data) = &entry.counter_data {
+                writer.set_direct_counter(key, data)?;
+            }
+            state.entries.insert(
+                key,
+                TableEntry {
+                    table_id: entry.table_id,
+                    r#match: program.match_message(&key),
+                    action: Some(program.action_message(action)),
+                    metadata: entry.metadata.clone(),
+                    ..TableEntry::default()
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_table_entries(
+    program: &Program,
+    pipeline: &Pipeline,
+    state: &DeviceState,
+    filter: &TableEntry,
+    out: &mut Vec<Entity>,
+) -> EntityResult<()> {
+    let wrap = |entry: TableEntry| Entity {
+        entity: Some(entity::Entity::TableEntry(entry)),
+    };
+    if filter.table_id != 0 {
+        program.table_kind(filter.table_id)?;
+    }
+    if filter.is_default_action {
+        let ids = if filter.table_id == 0 {
+            program.table_ids()
+        } else {
+            vec![filter.table_id]
+        };
+        pipeline.read(|tables| {
+            for id in ids {
+                let kind = program.table_kind(id).expect("ids come from the program");
+                out.push(wrap(TableEntry {
+                    table_id: id,
+                    action: Some(program.action_message(program::default_action(tables, kind))),
+                    is_default_action: true,
+                    ..TableEntry::default()
+                }));
+            }
+        });
+        return Ok(());
+    }
+    let exact = if filter.r#match.is_empty() {
+        None
+    } else {
+        Some(program.entry_key(filter)?)
+    };
+    let with_counters = filter.counter_data.is_some();
+    pipeline.read(|tables| {
+        let selected = state.entries.iter().filter(|(key, _)| match exact {
+            Some(wanted) => **key == wanted,
+            None => filter.table_id == 0 || key.table_id == filter.table_id,
+        });
+        for (key, entry) in selected {
+            let mut entry = entry.clone();
+            if with_counters && program.has_direct_counter(key.table_id) {
+                entry.counter_data = program::installed(tables, key).and_then(|(_, c)| c);
+            }
+            out.push(wrap(entry));
+        }
+    });
+    if let Some(key) = exact
+        && !state.entries.contains_key(&key)
+    {
+        return Err(EntityError {
+            code: Code::NotFound,
+            message: format!(
+                "no such entry in table {:?}",
+                program.table_name(key.table_id)
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn read_counters(
+    program: &Program,
+    pipeline: &Pipeline,
+    filter: &CounterEntry,
+    out: &mut Vec<Entity>,
+) -> EntityResult<()> {
+    let ids = if filter.counter_id == 0 {
+        program.counter_ids()
+    } else {
+        program.counter(filter.counter_id)?;
+        vec![filter.counter_id]
+    };
+    for id in ids {
+        let counter = match program.counter(id)? {
+            program::CounterKind::PortRx => pipeline.port_rx(),
+            program::CounterKind::PortTx => pipeline.port_tx(),
+        };
+        let indexes: Vec<u64> = match &filter.index {
+            Some(Index { index }) => {
+                let index = u64::try_from(*index).map_err(|_| EntityError {
+                    code: Code::OutOfRange,
+                    message: format!("counter index {index} is negative"),
+                })?;
+                vec![index]
+            }
+            None => (0..PORT_COUNT as u64).collect(),
+        };
+        for index in indexes {
+            let data = counter.read(index).map_err(|e| EntityError {
+                code: Code::OutOfRange,
+                message: e.to_string(),
+            })?;
+            out.push(Entity {
+                entity: Some(entity::Entity::CounterEntry(CounterEntry {
+                    counter_id: id,
+                    index: Some(Index {
+                        index: index as i64,
+                    }),
+                    data: Some(program::counter_data(data)),
+                })),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_direct_counters(
+    program: &Program,
+    pipeline: &Pipeline,
+    state: &DeviceState,
+    filter: &DirectCounterEntry,
+    out: &mut Vec<Entity>,
+) -> EntityResult<()> {
+    let table_filter = filter.table_entry.clone().unwrap_or_default();
+    if table_filter.table_id != 0 && !program.has_direct_counter(table_filter.table_id) {
+        program.table_kind(table_filter.table_id)?;
+        return Err(EntityError {
+            code: Code::InvalidArgument,
+            message: format!(
+                "table {:?} has no direct counter",
+                program.table_name(table_filter.table_id)
+            ),
+        });
+    }
+    let exact = if table_filter.r#match.is_empty() {
+        None
+    } else {
+        Some(program.entry_key(&table_filter)?)
+    };
+    pipeline.read(|tables| {
+        for (key, entry) in &state.entries {
+            let selected = match exact {
+                Some(wanted) => *key == wanted,
+                None => table_filter.table_id == 0 || key.table_id == table_filter.table_id,
+            };
+            if !selected || !program.has_direct_counter(key.table_id) {
+                continue;
+            }
+            let data = program::installed(tables, key).and_then(|(_, c)| c);
+            out.push(Entity {
+                entity: Some(entity::Entity::DirectCounterEntry(DirectCounterEntry {
+                    table_entry: Some(TableEntry {
+                        table_id: entry.table_id,
+                        r#match: entry.r#match.clone(),
+                        ..TableEntry::default()
+                    }),
+                    data,
+                })),
+            });
+        }
+    });
+    Ok(())
+}
+
+fn clone_session_entity(entry: &CloneSessionEntry) -> Entity {
+    Entity {
+        entity: Some(entity::Entity::PacketReplicationEngineEntry(
+            PacketReplicationEngineEntry {
+                r#type: Some(packet_replication_engine_entry::Type::CloneSessionEntry(
+                    entry.clone(),
+                )),
+            },
+        )),
+    }
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl p4::p4_runtime_server::P4Runtime for P4RuntimeService {
+    async fn write(&self, request: Request<WriteRequest>) -> Result<Response<WriteResponse>, Status> {
+        self.write_batch(request.into_inner()).map(Response::new)
+    }
+
+    type ReadStream = ResponseStream<ReadResponse>;
+
+    async fn read(&self, request: Request<ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
+        let entities = self.read_entities(&request.into_inner())?;
+        let mut chunks: Vec<Result<ReadResponse, Status>> = entities
+            .chunks(READ_CHUNK)
+            .map(|chunk| {
+                Ok(ReadResponse {
+                    entities: chunk.to_vec(),
+                })
+            })
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(Ok(ReadResponse::default()));
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn set_forwarding_pipeline_config(
+        &self,
+        request: Request<SetForwardingPipelineConfigRequest>,
+    ) -> Result<Response<SetForwardingPipelineConfigResponse>, Status> {
+        self.set_pipeline(request.into_inner())?;
+        Ok(Response::new(SetForwardingPipelineConfigResponse {}))
+    }
+
+    async fn get_forwarding_pipeline_config(
+        &self,
+        request: Request<GetForwardingPipelineConfigRequest>,
+    ) -> Result<Response<GetForwardingPipelineConfigResponse>, Status> {
+        use get_forwarding_pipeline_config_request::ResponseType;
+        let request = request.into_inner();
+        self.check_device(request.device_id)?;
+        let response_type = ResponseType::try_from(request.response_type).map_err(|_| {
+            Status::invalid_argument(format!("unknown response type {}", request.response_type))
+        })?;
+        let state = lock(&self.inner.state);
+        let committed = state.committed.as_ref().ok_or_else(no_pipeline)?;
+        let full = &committed.config;
+        let config = match response_type {
+            ResponseType::All => full.clone(),
+            ResponseType::CookieOnly => ForwardingPipelineConfig {
+                cookie: full.cookie,
+                ..ForwardingPipelineConfig::default()
+            },
+            ResponseType::P4infoAndCookie => ForwardingPipelineConfig {
+                p4info: full.p4info.clone(),
+                cookie: full.cookie,
+                ..ForwardingPipelineConfig::default()
+            },
+            ResponseType::DeviceConfigAndCookie => ForwardingPipelineConfig {
+                p4_device_config: full.p4_device_config.clone(),
+                cookie: full.cookie,
+                ..ForwardingPipelineConfig::default()
+            },
+        };
+        Ok(Response::new(GetForwardingPipelineConfigResponse {
+            config: Some(config),
+        }))
+    }
+
+    type StreamChannelStream = ResponseStream<StreamMessageResponse>;
+
+    async fn stream_channel(
+        &self,
+        request: Request<Streaming<StreamMessageRequest>>,
+    ) -> Result<Response<Self::StreamChannelStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
+        let stream = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
+        let service = self.clone();
+        let shutdown = self.inner.shutdown.clone();
+        self.inner.tasks.spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = sender.closed() => break,
+                    message = inbound.message() => message,
+                };
+                match message {
+                    Ok(Some(message)) => {
+                        if let Err(status) = service.handle_stream_message(stream, message, &sender) {
+                            tracing::debug!(stream, %status, "closing StreamChannel");
+                            let _ = sender.send(Err(status)).await;
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        // Undecodable bytes or a broken connection: this
+                        // stream ends, the switch carries on.
+                        tracing::debug!(stream, %status, "StreamChannel read failed");
+                        break;
+                    }
+                }
+            }
+            lock(&service.inner.arbitration).disconnect(stream);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn capabilities(
+        &self,
+        _request: Request<CapabilitiesRequest>,
+    ) -> Result<Response<CapabilitiesResponse>, Status> {
+        Ok(Response::new(CapabilitiesResponse {
+            p4runtime_api_version: P4RUNTIME_API_VERSION.into(),
+            ..CapabilitiesResponse::default()
+        }))
+    }
+}

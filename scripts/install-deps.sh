@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what Umbra's build and tests need on a fresh Debian 12 machine
+# (idempotent): Linux networking tools for the namespace labs, and the Python
+# venvs of the third-party test peers.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+need=()
+for tool in ip:iproute2 ethtool:ethtool tcpdump:tcpdump nft:nftables conntrack:conntrack; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if ((${#need[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "missing packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+bash "$root/scripts/setup-python.sh"
