@@ -26,29 +26,44 @@ fn lab() -> Pipeline {
         .update(|t| {
             t.port_classify.insert(
                 CLIENT,
-                PortClassifyAction::SetService { service_id: 10, direction: 0 },
+                PortClassifyAction::SetService {
+                    service_id: 10,
+                    direction: 0,
+                },
             )?;
             t.port_classify.insert(
                 SERVER,
-                PortClassifyAction::SetService { service_id: 10, direction: 1 },
+                PortClassifyAction::SetService {
+                    service_id: 10,
+                    direction: 1,
+                },
             )?;
             t.service_selector
                 .insert(10, ServiceSelectorAction::SetActiveDevice { device: 1 })?;
             for (direction, port) in [(0, 3), (1, 4)] {
                 t.device_portmap.insert(
-                    DevicePortmapKey { device: 1, direction },
+                    DevicePortmapKey {
+                        device: 1,
+                        direction,
+                    },
                     DevicePortmapAction::SteerToPort { port },
                 )?;
             }
             t.clone_sessions.insert(CloneSession {
                 session_id: 100,
-                replicas: vec![Replica { egress_port: MONITOR, instance: 1 }],
+                replicas: vec![Replica {
+                    egress_port: MONITOR,
+                    instance: 1,
+                }],
                 class_of_service: 0,
                 packet_length_bytes: 0,
             })?;
             t.mirror_sampling.insert(
                 CLIENT,
-                MirrorSamplingAction::SamplePerPacket { one_in_n: 50, session: 100 },
+                MirrorSamplingAction::SamplePerPacket {
+                    one_in_n: 50,
+                    session: 100,
+                },
             )?;
             t.mirror_sampling.insert(
                 SERVER,
@@ -116,15 +131,18 @@ fn bench_pipeline(c: &mut Criterion) {
         })
     });
 
-    group.bench_function("steering_64B_mixed_flows_sampling_2pct/per_packet_lock", |b| {
-        b.iter(|| {
-            let mut emitted = 0usize;
-            for (port, frame) in &packets {
-                emitted += pipeline.process(*port, frame, &mut ctx).len();
-            }
-            black_box(emitted)
-        })
-    });
+    group.bench_function(
+        "steering_64B_mixed_flows_sampling_2pct/per_packet_lock",
+        |b| {
+            b.iter(|| {
+                let mut emitted = 0usize;
+                for (port, frame) in &packets {
+                    emitted += pipeline.process(*port, frame, &mut ctx).len();
+                }
+                black_box(emitted)
+            })
+        },
+    );
     group.finish();
 }
 

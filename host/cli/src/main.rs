@@ -56,7 +56,14 @@ fn main() -> ExitCode {
                     ExitCode::from(EXIT_USAGE)
                 }
                 Err(error) => {
-                    eprintln!("umbra switch: {}", anyhow::Error::from(error).chain().map(ToString::to_string).collect::<Vec<_>>().join(": "));
+                    eprintln!(
+                        "umbra switch: {}",
+                        anyhow::Error::from(error)
+                            .chain()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(": ")
+                    );
                     ExitCode::FAILURE
                 }
             },

@@ -29,9 +29,7 @@
 
 use std::{collections::HashMap, fmt};
 
-use umbra_proto::p4::config::v1::{
-    self as p4info, P4Info, Preamble, action_ref, table::IdleTimeoutBehavior,
-};
+use umbra_proto::p4::config::v1::{P4Info, Preamble, action_ref, table::IdleTimeoutBehavior};
 
 use crate::{MatchKind, error::ObjectKind, index::CounterUnit};
 
@@ -104,8 +102,12 @@ pub fn compare(expected: &P4Info, actual: &P4Info) -> Vec<Difference> {
                 ]
             },
         );
-        let exp_refs = refs(&exp.action_refs, |r| (e.action(r.id), scope(r.scope)));
-        let act_refs = refs(&act.action_refs, |r| (a.action(r.id), scope(r.scope)));
+        let exp_refs: Vec<(String, String)> = (exp.action_refs.iter())
+            .map(|r| (e.action(r.id), scope(r.scope)))
+            .collect();
+        let act_refs: Vec<(String, String)> = (act.action_refs.iter())
+            .map(|r| (a.action(r.id), scope(r.scope)))
+            .collect();
         for (name, exp_scope) in &exp_refs {
             match act_refs.iter().find(|(n, _)| n == name) {
                 None => diff.changed(format!("does not allow action {name:?}")),
@@ -161,7 +163,6 @@ pub fn compare(expected: &P4Info, actual: &P4Info) -> Vec<Difference> {
             idle_timeout(exp.idle_timeout_behavior),
             idle_timeout(act.idle_timeout_behavior),
         );
-        out.append(&mut diff.out);
     }
 
     for pair in pair_up(&expected.actions, &actual.actions, |x| x.preamble.as_ref()) {
@@ -176,7 +177,6 @@ pub fn compare(expected: &P4Info, actual: &P4Info) -> Vec<Difference> {
             |p| (p.name.as_str(), p.id),
             |p| vec![("bitwidth", p.bitwidth.to_string())],
         );
-        out.append(&mut diff.out);
     }
 
     for pair in pair_up(&expected.counters, &actual.counters, |x| {
@@ -191,7 +191,6 @@ pub fn compare(expected: &P4Info, actual: &P4Info) -> Vec<Difference> {
             CounterUnit::of(act.spec.as_ref()),
         );
         diff.attr("size", exp.size, act.size);
-        out.append(&mut diff.out);
     }
 
     for pair in pair_up(&expected.direct_counters, &actual.direct_counters, |x| {
@@ -211,7 +210,6 @@ pub fn compare(expected: &P4Info, actual: &P4Info) -> Vec<Difference> {
                 "is attached to table {act_table:?}, expected {exp_table:?}"
             ));
         }
-        out.append(&mut diff.out);
     }
 
     for pair in pair_up(
@@ -232,7 +230,6 @@ pub fn compare(expected: &P4Info, actual: &P4Info) -> Vec<Difference> {
             |m| (m.name.as_str(), m.id),
             |m| vec![("bitwidth", m.bitwidth.to_string())],
         );
-        out.append(&mut diff.out);
     }
 
     // Kinds umbra.p4 does not use: presence and id.
@@ -257,9 +254,8 @@ pub fn compare(expected: &P4Info, actual: &P4Info) -> Vec<Difference> {
     ] {
         let (exp, act) = presence_only(kind);
         for pair in pair_up(&exp, &act, Option::as_ref) {
-            if let Some((_, _, mut diff)) = pair.report(kind, &mut out) {
-                out.append(&mut diff.out);
-            }
+            // Only presence and id matter here, and `report` checks both.
+            let _ = pair.report(kind, &mut out);
         }
     }
     out
@@ -409,11 +405,11 @@ enum Pair<'a, T> {
 impl<'a, T> Pair<'a, T> {
     /// Reports a missing or unexpected object into `out`; for a pair, compares
     /// the ids and hands back both objects with a collector for the rest.
-    fn report(
+    fn report<'o>(
         self,
         kind: ObjectKind,
-        out: &mut Vec<Difference>,
-    ) -> Option<(&'a T, &'a T, Changes)> {
+        out: &'o mut Vec<Difference>,
+    ) -> Option<(&'a T, &'a T, Changes<'o>)> {
         match self {
             Self::Missing(name) => {
                 out.push(Difference::Missing {
@@ -440,7 +436,7 @@ impl<'a, T> Pair<'a, T> {
                 let mut changes = Changes {
                     kind,
                     name: name.to_owned(),
-                    out: Vec::new(),
+                    out,
                 };
                 if expected_id != actual_id {
                     changes.changed(format!(
@@ -492,14 +488,14 @@ fn pair_up<'a, T>(
     pairs
 }
 
-/// Collects the differences of one object present on both sides.
-struct Changes {
+/// Records the differences of one object present on both sides.
+struct Changes<'o> {
     kind: ObjectKind,
     name: String,
-    out: Vec<Difference>,
+    out: &'o mut Vec<Difference>,
 }
 
-impl Changes {
+impl Changes<'_> {
     fn changed(&mut self, detail: String) {
         self.out.push(Difference::Changed {
             kind: self.kind,
@@ -518,7 +514,7 @@ impl Changes {
 /// Compares the members (match fields, params, metadata fields) of two
 /// objects by name: presence both ways, id, then `attrs`.
 fn compare_members<M>(
-    diff: &mut Changes,
+    diff: &mut Changes<'_>,
     label: &str,
     expected: &[M],
     actual: &[M],
@@ -549,13 +545,6 @@ fn compare_members<M>(
             diff.changed(format!("has unexpected {label} {name:?} (id {id})"));
         }
     }
-}
-
-fn refs(
-    refs: &[p4info::ActionRef],
-    resolve: impl Fn(&p4info::ActionRef) -> (String, String),
-) -> Vec<(String, String)> {
-    refs.iter().map(resolve).collect()
 }
 
 fn scope(value: i32) -> String {

@@ -41,10 +41,18 @@ fn p4info_descriptor() -> Result<MessageDescriptor> {
 pub fn parse_text(text: &str) -> Result<P4Info> {
     let descriptor = p4info_descriptor()?;
     let message = DynamicMessage::parse_text_format(descriptor, text).map_err(|source| {
+        // prost-reflect gives a span for every error but two: running out of
+        // input (which is at the end, so say so) and a bad map key.
         let offset = source
             .labels()
             .and_then(|mut labels| labels.next())
-            .map(|label| label.offset());
+            .map(|label| label.offset())
+            .or_else(|| {
+                source
+                    .to_string()
+                    .ends_with("reached end of input")
+                    .then_some(text.len())
+            });
         let (line, column) = match offset.map(|o| line_column(text, o)) {
             Some((line, column)) => (Some(line), Some(column)),
             None => (None, None),
@@ -119,9 +127,17 @@ mod tests {
     fn syntax_error_is_reported_with_its_position() {
         let err = parse_text("tables {\n  size: 4\n").unwrap_err();
         assert!(
-            matches!(err, P4InfoError::TextFormat { line: Some(3), .. }),
+            matches!(
+                err,
+                P4InfoError::TextFormat {
+                    line: Some(3),
+                    column: Some(1),
+                    ..
+                }
+            ),
             "{err:?}"
         );
+        assert!(err.to_string().contains("end of input"), "{err}");
     }
 
     #[test]

@@ -256,7 +256,10 @@ impl Arbitration {
 mod tests {
     use super::*;
 
-    fn channel() -> (ResponseSender, mpsc::Receiver<Result<StreamMessageResponse, Status>>) {
+    fn channel() -> (
+        ResponseSender,
+        mpsc::Receiver<Result<StreamMessageResponse, Status>>,
+    ) {
         mpsc::channel(16)
     }
 

@@ -7,7 +7,14 @@ use umbra_pipeline::Pipeline;
 pub struct DataplaneError;
 pub struct Dataplane;
 impl Dataplane {
-    pub fn start(_p: Arc<Pipeline>, _ports: &[(u16, String)], _cpu: u16, _tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> Result<Self, DataplaneError> { Ok(Dataplane) }
+    pub fn start(
+        _p: Arc<Pipeline>,
+        _ports: &[(u16, String)],
+        _cpu: u16,
+        _tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    ) -> Result<Self, DataplaneError> {
+        Ok(Dataplane)
+    }
     pub fn packet_out(&self, _frame: Vec<u8>) {}
     pub fn shutdown(self) {}
 }

@@ -85,7 +85,9 @@ impl SwitchOptions {
                 problems.push(format!("--port {port}={name}: port {port} given twice"));
             }
             if self.ports[..i].iter().any(|(_, n)| n == name) {
-                problems.push(format!("--port {port}={name}: interface {name} given twice"));
+                problems.push(format!(
+                    "--port {port}={name}: interface {name} given twice"
+                ));
             }
         }
         if self.packet_in_queue == 0 {

@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 
 use tonic::Code;
+use umbra_p4info::{ControllerHeaderInfo, P4Info, P4InfoIndex, TableInfo};
 use umbra_pipeline::{
     CloneSession, CounterData as PipelineCounterData, DevicePortmapAction, DevicePortmapKey,
     MirrorSamplingAction, MirrorTruncateAction, PortClassifyAction, Replica, ServiceSelectorAction,
     Tables,
 };
-use umbra_proto::p4::config::v1::P4Info;
 use umbra_proto::p4::v1::{
     self as p4, CloneSessionEntry, CounterData, FieldMatch, PacketMetadata, TableEntry,
     field_match, replica, table_action,
@@ -95,9 +95,15 @@ impl ActionKind {
         (ActionKind::ForwardToPort, "UmbraIngress.forward_to_port"),
         (ActionKind::PuntToCpu, "UmbraIngress.punt_to_cpu"),
         (ActionKind::Drop, "UmbraIngress.drop"),
-        (ActionKind::SetActiveDevice, "UmbraIngress.set_active_device"),
+        (
+            ActionKind::SetActiveDevice,
+            "UmbraIngress.set_active_device",
+        ),
         (ActionKind::SteerToPort, "UmbraIngress.steer_to_port"),
-        (ActionKind::SamplePerPacket, "UmbraIngress.sample_per_packet"),
+        (
+            ActionKind::SamplePerPacket,
+            "UmbraIngress.sample_per_packet",
+        ),
         (ActionKind::SamplePerFlow, "UmbraIngress.sample_per_flow"),
         (ActionKind::NoSampling, "UmbraIngress.no_sampling"),
         (ActionKind::TruncateMirror, "UmbraEgress.truncate_mirror"),
@@ -112,30 +118,6 @@ pub enum CounterKind {
     PortRx,
     /// `UmbraEgress.port_tx`, indexed by egress port.
     PortTx,
-}
-
-#[derive(Debug, Clone)]
-struct Field {
-    id: u32,
-    name: String,
-    bitwidth: u32,
-}
-
-#[derive(Debug, Clone)]
-struct TableInfo {
-    kind: TableKind,
-    name: String,
-    match_fields: Vec<Field>,
-    action_ids: Vec<u32>,
-    direct_counter: Option<u32>,
-    initial_default: u32,
-}
-
-#[derive(Debug, Clone)]
-struct ActionInfo {
-    kind: ActionKind,
-    name: String,
-    params: Vec<Field>,
 }
 
 /// One validated table key, in match-field order of the P4Info.
@@ -175,136 +157,66 @@ pub enum TypedAction {
     MirrorTruncate(MirrorTruncateAction),
 }
 
-/// `umbra.p4`'s P4Info, indexed for request handling.
+/// `umbra.p4`'s P4Info, indexed for request handling: the generic index
+/// plus which id is which object of the program.
 #[derive(Debug, Clone)]
 pub struct Program {
     p4info: P4Info,
-    tables: HashMap<u32, TableInfo>,
+    index: P4InfoIndex,
+    table_kinds: HashMap<u32, TableKind>,
     table_ids: HashMap<TableKind, u32>,
-    actions: HashMap<u32, ActionInfo>,
-    counters: HashMap<u32, (CounterKind, String)>,
-    direct_counters: HashMap<u32, u32>,
-    packet_in: Vec<Field>,
-    packet_out: Vec<Field>,
+    action_kinds: HashMap<u32, ActionKind>,
+    action_ids: HashMap<ActionKind, u32>,
+    counters: HashMap<u32, CounterKind>,
+    packet_in: ControllerHeaderInfo,
+    packet_out: ControllerHeaderInfo,
 }
 
 impl Program {
     /// Indexes a P4Info that was already compared equal to `umbra.p4`'s.
     ///
     /// # Errors
-    /// A message naming the object of `umbra.p4` that the P4Info lacks.
+    /// A message naming the object of `umbra.p4` that the P4Info lacks, or
+    /// its inconsistencies.
     pub fn new(p4info: P4Info) -> Result<Self, String> {
-        let mut actions = HashMap::new();
-        for (kind, name) in ActionKind::ALL {
-            let action = p4info
-                .actions
-                .iter()
-                .find(|a| a.preamble.as_ref().is_some_and(|p| p.name == name))
-                .ok_or_else(|| format!("the P4Info has no action {name:?}"))?;
-            let id = action.preamble.as_ref().map_or(0, |p| p.id);
-            let params = action
-                .params
-                .iter()
-                .map(|p| Field {
-                    id: p.id,
-                    name: p.name.clone(),
-                    bitwidth: p.bitwidth as u32,
-                })
-                .collect();
-            actions.insert(
-                id,
-                ActionInfo {
-                    kind,
-                    name: name.to_owned(),
-                    params,
-                },
-            );
-        }
-        let direct_counters: HashMap<u32, u32> = p4info
-            .direct_counters
-            .iter()
-            .filter_map(|c| Some((c.preamble.as_ref()?.id, c.direct_table_id)))
-            .collect();
-        let mut tables = HashMap::new();
+        let index = P4InfoIndex::new(&p4info).map_err(|e| e.to_string())?;
+        let mut table_kinds = HashMap::new();
         let mut table_ids = HashMap::new();
         for (kind, name) in TableKind::ALL {
-            let table = p4info
-                .tables
-                .iter()
-                .find(|t| t.preamble.as_ref().is_some_and(|p| p.name == name))
-                .ok_or_else(|| format!("the P4Info has no table {name:?}"))?;
-            let id = table.preamble.as_ref().map_or(0, |p| p.id);
-            let match_fields = table
-                .match_fields
-                .iter()
-                .map(|m| Field {
-                    id: m.id,
-                    name: m.name.clone(),
-                    bitwidth: m.bitwidth as u32,
-                })
-                .collect();
-            let initial_default = table
-                .initial_default_action
-                .as_ref()
-                .map(|a| a.action_id)
-                .ok_or_else(|| format!("table {name:?} has no initial default action"))?;
-            tables.insert(
-                id,
-                TableInfo {
-                    kind,
-                    name: name.to_owned(),
-                    match_fields,
-                    action_ids: table.action_refs.iter().map(|r| r.id).collect(),
-                    direct_counter: table
-                        .direct_resource_ids
-                        .iter()
-                        .copied()
-                        .find(|r| direct_counters.contains_key(r)),
-                    initial_default,
-                },
-            );
+            let id = index.table(name).map_err(|e| e.to_string())?.id;
+            table_kinds.insert(id, kind);
             table_ids.insert(kind, id);
+        }
+        let mut action_kinds = HashMap::new();
+        let mut action_ids = HashMap::new();
+        for (kind, name) in ActionKind::ALL {
+            let id = index.action(name).map_err(|e| e.to_string())?.id;
+            action_kinds.insert(id, kind);
+            action_ids.insert(kind, id);
         }
         let mut counters = HashMap::new();
         for (kind, name) in [
             (CounterKind::PortRx, "UmbraIngress.port_rx"),
             (CounterKind::PortTx, "UmbraEgress.port_tx"),
         ] {
-            let id = p4info
-                .counters
-                .iter()
-                .filter_map(|c| c.preamble.as_ref())
-                .find(|p| p.name == name)
-                .map(|p| p.id)
-                .ok_or_else(|| format!("the P4Info has no counter {name:?}"))?;
-            counters.insert(id, (kind, name.to_owned()));
+            counters.insert(index.counter(name).map_err(|e| e.to_string())?.id, kind);
         }
-        let header = |name: &str| -> Result<Vec<Field>, String> {
-            p4info
-                .controller_packet_metadata
-                .iter()
-                .find(|h| h.preamble.as_ref().is_some_and(|p| p.name == name))
-                .map(|h| {
-                    h.metadata
-                        .iter()
-                        .map(|m| Field {
-                            id: m.id,
-                            name: m.name.clone(),
-                            bitwidth: m.bitwidth as u32,
-                        })
-                        .collect()
-                })
-                .ok_or_else(|| format!("the P4Info has no controller header {name:?}"))
+        let header = |name: &str| {
+            index
+                .controller_header(name)
+                .cloned()
+                .map_err(|e| e.to_string())
         };
         let packet_in = header("packet_in")?;
         let packet_out = header("packet_out")?;
         Ok(Self {
             p4info,
-            tables,
+            index,
+            table_kinds,
             table_ids,
-            actions,
+            action_kinds,
+            action_ids,
             counters,
-            direct_counters,
             packet_in,
             packet_out,
         })
@@ -317,7 +229,7 @@ impl Program {
 
     /// Every table id, in a stable order.
     pub fn table_ids(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = self.tables.keys().copied().collect();
+        let mut ids: Vec<u32> = self.table_kinds.keys().copied().collect();
         ids.sort_unstable();
         ids
     }
@@ -336,36 +248,33 @@ impl Program {
     pub fn counter(&self, id: u32) -> EntityResult<CounterKind> {
         self.counters
             .get(&id)
-            .map(|(kind, _)| *kind)
+            .copied()
             .ok_or_else(|| EntityError::new(Code::NotFound, format!("no counter has id {id}")))
     }
 
-    /// The table a direct counter id belongs to.
-    ///
-    /// # Errors
-    /// NOT_FOUND for an id that is not a direct counter of the program.
-    pub fn direct_counter_table(&self, id: u32) -> EntityResult<u32> {
-        self.direct_counters.get(&id).copied().ok_or_else(|| {
-            EntityError::new(Code::NotFound, format!("no direct counter has id {id}"))
-        })
-    }
-
-    fn table(&self, table_id: u32) -> EntityResult<&TableInfo> {
+    fn table(&self, table_id: u32) -> EntityResult<(TableKind, &TableInfo)> {
         if table_id == 0 {
             return Err(EntityError::invalid(
                 "table_id 0 is a wildcard, only valid in Read",
             ));
         }
-        self.tables
-            .get(&table_id)
-            .ok_or_else(|| EntityError::new(Code::NotFound, format!("no table has id {table_id}")))
+        match (
+            self.table_kinds.get(&table_id),
+            self.index.table_by_id(table_id),
+        ) {
+            (Some(kind), Ok(info)) => Ok((*kind, info)),
+            _ => Err(EntityError::new(
+                Code::NotFound,
+                format!("no table has id {table_id}"),
+            )),
+        }
     }
 
     /// Whether a table id names a table with a direct counter.
     pub fn has_direct_counter(&self, table_id: u32) -> bool {
-        self.tables
-            .get(&table_id)
-            .is_some_and(|t| t.direct_counter.is_some())
+        self.index
+            .table_by_id(table_id)
+            .is_ok_and(|t| t.direct_counter_id.is_some())
     }
 
     /// Validates the match of a (non-default) table entry and returns its key.
@@ -375,7 +284,7 @@ impl Program {
     /// unknown, duplicate, missing or non-exact match fields and a non-zero
     /// priority, OUT_OF_RANGE for a value wider than its field.
     pub fn entry_key(&self, entry: &TableEntry) -> EntityResult<EntryKey> {
-        let table = self.table(entry.table_id)?;
+        let (kind, table) = self.table(entry.table_id)?;
         if entry.priority != 0 {
             return Err(EntityError::invalid(format!(
                 "table {:?} has only exact match fields, so priority must be 0 (got {})",
@@ -410,7 +319,10 @@ impl Program {
                     codec::decode(&exact.value, field.bitwidth).map_err(|e| {
                         EntityError::new(
                             e.code(),
-                            format!("match field {:?} of table {:?}: {e}", field.name, table.name),
+                            format!(
+                                "match field {:?} of table {:?}: {e}",
+                                field.name, table.name
+                            ),
                         )
                     })?
                 }
@@ -444,7 +356,7 @@ impl Program {
         }
         let values: Vec<u64> = values.into_iter().flatten().collect();
         // Widths are checked above, so the narrowing casts are exact.
-        let key = match table.kind {
+        let key = match kind {
             TableKind::ServiceSelector => KeyValue::Service(values[0] as u16),
             TableKind::DevicePortmap => KeyValue::DeviceDirection(values[0] as u8, values[1] as u8),
             TableKind::PortClassify | TableKind::MirrorSampling | TableKind::MirrorTruncate => {
@@ -452,7 +364,7 @@ impl Program {
             }
         };
         Ok(EntryKey {
-            table: table.kind,
+            table: kind,
             table_id: entry.table_id,
             key,
         })
@@ -470,7 +382,7 @@ impl Program {
         table_id: u32,
         action: Option<&p4::TableAction>,
     ) -> EntityResult<TypedAction> {
-        let table = self.table(table_id)?;
+        let (table_kind, table) = self.table(table_id)?;
         let action = match action.and_then(|a| a.r#type.as_ref()) {
             Some(table_action::Type::Action(action)) => action,
             Some(_) => {
@@ -486,12 +398,18 @@ impl Program {
                 )));
             }
         };
-        let info = self.actions.get(&action.action_id).ok_or_else(|| {
-            EntityError::new(
-                Code::NotFound,
-                format!("no action has id {}", action.action_id),
-            )
-        })?;
+        let (kind, info) = match (
+            self.action_kinds.get(&action.action_id),
+            self.index.action_by_id(action.action_id),
+        ) {
+            (Some(kind), Ok(info)) => (*kind, info),
+            _ => {
+                return Err(EntityError::new(
+                    Code::NotFound,
+                    format!("no action has id {}", action.action_id),
+                ));
+            }
+        };
         if !table.action_ids.contains(&action.action_id) {
             return Err(EntityError::invalid(format!(
                 "action {:?} is not an action of table {:?}",
@@ -539,7 +457,7 @@ impl Program {
         }
         let p: Vec<u64> = values.into_iter().flatten().collect();
         // Widths are checked above, so the narrowing casts are exact.
-        Ok(match info.kind {
+        Ok(match kind {
             ActionKind::SetService => TypedAction::PortClassify(PortClassifyAction::SetService {
                 service_id: p[0] as u16,
                 direction: p[1] as u8,
@@ -548,7 +466,7 @@ impl Program {
                 TypedAction::PortClassify(PortClassifyAction::ForwardToPort { port: p[0] as u16 })
             }
             ActionKind::PuntToCpu => TypedAction::PortClassify(PortClassifyAction::PuntToCpu),
-            ActionKind::Drop => match table.kind {
+            ActionKind::Drop => match table_kind {
                 TableKind::PortClassify => TypedAction::PortClassify(PortClassifyAction::Drop),
                 TableKind::ServiceSelector => {
                     TypedAction::ServiceSelector(ServiceSelectorAction::Drop)
@@ -635,14 +553,14 @@ impl Program {
                 MirrorTruncateAction::NoTruncate => (ActionKind::NoTruncate, vec![]),
             },
         };
-        let (action_id, info) = self
-            .actions
-            .iter()
-            .find(|(_, info)| info.kind == kind)
+        let action_id = self.action_ids[&kind];
+        let info = self
+            .index
+            .action_by_id(action_id)
             .expect("every action kind was resolved at construction");
         p4::TableAction {
             r#type: Some(table_action::Type::Action(p4::Action {
-                action_id: *action_id,
+                action_id,
                 params: info
                     .params
                     .iter()
@@ -663,7 +581,10 @@ impl Program {
             KeyValue::Service(service) => vec![service.into()],
             KeyValue::DeviceDirection(device, direction) => vec![device.into(), direction.into()],
         };
-        let table = &self.tables[&key.table_id];
+        let table = self
+            .index
+            .table_by_id(key.table_id)
+            .expect("keys are built from known tables");
         table
             .match_fields
             .iter()
@@ -696,20 +617,25 @@ impl Program {
     /// # Errors
     /// As [`Self::entry_key`] for the table id.
     pub fn table_kind(&self, table_id: u32) -> EntityResult<TableKind> {
-        self.table(table_id).map(|t| t.kind)
+        self.table(table_id).map(|(kind, _)| kind)
     }
 
     /// The name of a table id (for messages).
     pub fn table_name(&self, table_id: u32) -> &str {
-        self.tables.get(&table_id).map_or("?", |t| t.name.as_str())
+        self.index
+            .table_by_id(table_id)
+            .map_or("?", |t| t.name.as_str())
     }
 
     /// The initial default action of a table, typed.
     pub fn initial_default(&self, table_id: u32) -> EntityResult<TypedAction> {
-        let table = self.table(table_id)?;
+        let (_, table) = self.table(table_id)?;
+        let action_id = table.default_action_id.ok_or_else(|| {
+            EntityError::invalid(format!("table {:?} has no default action", table.name))
+        })?;
         let action = p4::TableAction {
             r#type: Some(table_action::Type::Action(p4::Action {
-                action_id: table.initial_default,
+                action_id,
                 params: Vec::new(),
             })),
         };
@@ -728,10 +654,11 @@ impl Program {
     /// INVALID_ARGUMENT for unknown, duplicate or missing metadata, or a
     /// value too wide.
     pub fn packet_out_header(&self, metadata: &[PacketMetadata]) -> EntityResult<Vec<u8>> {
-        let mut values: Vec<Option<u64>> = vec![None; self.packet_out.len()];
+        let mut values: Vec<Option<u64>> = vec![None; self.packet_out.fields.len()];
         for m in metadata {
             let position = self
                 .packet_out
+                .fields
                 .iter()
                 .position(|f| f.id == m.metadata_id)
                 .ok_or_else(|| {
@@ -740,7 +667,7 @@ impl Program {
                         m.metadata_id
                     ))
                 })?;
-            let field = &self.packet_out[position];
+            let field = &self.packet_out.fields[position];
             if values[position].is_some() {
                 return Err(EntityError::invalid(format!(
                     "packet_out metadata {:?} given twice",
@@ -752,8 +679,8 @@ impl Program {
             })?);
         }
         // Padding fields may be omitted (they are zero); anything else not.
-        let mut fields = Vec::with_capacity(self.packet_out.len());
-        for (field, value) in self.packet_out.iter().zip(values) {
+        let mut fields = Vec::with_capacity(self.packet_out.fields.len());
+        for (field, value) in self.packet_out.fields.iter().zip(values) {
             match value {
                 Some(value) => fields.push((field.bitwidth, value)),
                 None if field.name.starts_with('_') => fields.push((field.bitwidth, 0)),
@@ -772,15 +699,16 @@ impl Program {
     /// metadata and the payload. `None` if the frame is shorter than the
     /// header (the pipeline never emits such a frame).
     pub fn packet_in(&self, frame: &[u8]) -> Option<(Vec<PacketMetadata>, Vec<u8>)> {
-        let bits: u32 = self.packet_in.iter().map(|f| f.bitwidth).sum();
+        let bits: u32 = self.packet_in.fields.iter().map(|f| f.bitwidth).sum();
         let len = bits.div_ceil(8) as usize;
         if frame.len() < len {
             return None;
         }
-        let widths: Vec<u32> = self.packet_in.iter().map(|f| f.bitwidth).collect();
+        let widths: Vec<u32> = self.packet_in.fields.iter().map(|f| f.bitwidth).collect();
         let values = unpack_bits(&frame[..len], &widths);
         let metadata = self
             .packet_in
+            .fields
             .iter()
             .zip(values)
             .filter(|(field, _)| !field.name.starts_with('_'))
@@ -908,7 +836,11 @@ impl TableWriter<'_> {
     ///
     /// # Errors
     /// INVALID_ARGUMENT if the action is not one of the table's.
-    pub fn set_default(&mut self, table: TableKind, action: Option<TypedAction>) -> EntityResult<()> {
+    pub fn set_default(
+        &mut self,
+        table: TableKind,
+        action: Option<TypedAction>,
+    ) -> EntityResult<()> {
         let t = &mut *self.tables;
         if let Some(action) = &action
             && !Program::action_fits(table, action)
@@ -1059,11 +991,13 @@ pub fn clone_session(entry: &CloneSessionEntry) -> EntityResult<CloneSession> {
         #[allow(deprecated)]
         let port = match &replica.port_kind {
             Some(replica::PortKind::EgressPort(port)) => u64::from(*port),
-            Some(replica::PortKind::Port(bytes)) => {
-                codec::decode(bytes, umbra_pipeline::PORT_BITS).map_err(|e| {
-                    EntityError::new(e.code(), format!("replica port of clone session {}: {e}", entry.session_id))
-                })?
-            }
+            Some(replica::PortKind::Port(bytes)) => codec::decode(bytes, umbra_pipeline::PORT_BITS)
+                .map_err(|e| {
+                    EntityError::new(
+                        e.code(),
+                        format!("replica port of clone session {}: {e}", entry.session_id),
+                    )
+                })?,
             None => {
                 return Err(EntityError::invalid(format!(
                     "a replica of clone session {} has no port",
@@ -1112,9 +1046,7 @@ pub fn read_matches(filter: &TableEntry, key: &EntryKey, program: &Program) -> b
     if filter.r#match.is_empty() {
         return true;
     }
-    program
-        .entry_key(filter)
-        .is_ok_and(|wanted| wanted == *key)
+    program.entry_key(filter).is_ok_and(|wanted| wanted == *key)
 }
 
 /// Converts a counter cell to the P4Runtime form.

@@ -24,19 +24,17 @@ use umbra_proto::google::rpc;
 use umbra_proto::p4::v1::{
     self as p4, CapabilitiesRequest, CapabilitiesResponse, CloneSessionEntry, CounterEntry,
     DirectCounterEntry, Entity, ForwardingPipelineConfig, GetForwardingPipelineConfigRequest,
-    GetForwardingPipelineConfigResponse, Index, PacketIn, PacketOutError, PacketReplicationEngineEntry,
-    ReadRequest, ReadResponse, SetForwardingPipelineConfigRequest,
+    GetForwardingPipelineConfigResponse, Index, PacketIn, PacketOutError,
+    PacketReplicationEngineEntry, ReadRequest, ReadResponse, SetForwardingPipelineConfigRequest,
     SetForwardingPipelineConfigResponse, StreamError, StreamMessageRequest, StreamMessageResponse,
     TableEntry, WriteRequest, WriteResponse, entity, get_forwarding_pipeline_config_request,
-    packet_replication_engine_entry, set_forwarding_pipeline_config_request,
-    stream_message_request, stream_message_response, stream_error, update, write_request,
+    packet_replication_engine_entry, set_forwarding_pipeline_config_request, stream_error,
+    stream_message_request, stream_message_response, update, write_request,
 };
 
 use crate::arbitration::{self, Arbitration, StreamId};
 use crate::dataplane::Dataplane;
-use crate::program::{
-    self, EntityError, EntityResult, EntryKey, Program, TableOp, TableWriter,
-};
+use crate::program::{self, EntityError, EntityResult, EntryKey, Program, TableOp, TableWriter};
 
 /// The P4Runtime version whose protocol this switch speaks.
 pub const P4RUNTIME_API_VERSION: &str = "1.6.0";
@@ -89,7 +87,9 @@ pub struct P4RuntimeService {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these structures half
     // updated in a way later requests could not handle, so keep serving.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl P4RuntimeService {
@@ -141,7 +141,9 @@ impl P4RuntimeService {
             let arbitration = lock(&self.inner.arbitration);
             for sender in arbitration.primary_senders() {
                 if sender.try_send(Ok(message.clone())).is_err() {
-                    self.inner.packet_ins_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.inner
+                        .packet_ins_dropped
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -158,13 +160,8 @@ impl P4RuntimeService {
         }
     }
 
-    fn check_primary(
-        &self,
-        role: &str,
-        election_id: Option<&p4::Uint128>,
-    ) -> Result<(), Status> {
-        lock(&self.inner.arbitration)
-            .check_primary(role, election_id.map(arbitration::election_id))
+    fn check_primary(&self, role: &str, election_id: Option<&p4::Uint128>) -> Result<(), Status> {
+        lock(&self.inner.arbitration).check_primary(role, election_id.map(arbitration::election_id))
     }
 
     fn write_batch(&self, request: WriteRequest) -> Result<WriteResponse, Status> {
@@ -237,7 +234,8 @@ impl P4RuntimeService {
         let pipeline = &self.inner.pipeline;
         let mut out = Vec::new();
         for (index, wanted) in request.entities.iter().enumerate() {
-            let fail = |e: EntityError| Status::new(e.code, format!("entity {index}: {}", e.message));
+            let fail =
+                |e: EntityError| Status::new(e.code, format!("entity {index}: {}", e.message));
             match &wanted.entity {
                 Some(entity::Entity::TableEntry(filter)) => {
                     read_table_entries(&program, pipeline, &state, filter, &mut out)
@@ -256,15 +254,18 @@ impl P4RuntimeService {
                             out.extend(state.clone_sessions.values().map(clone_session_entity));
                         } else {
                             let session =
-                                state.clone_sessions.get(&filter.session_id).ok_or_else(|| {
-                                    fail(EntityError {
-                                        code: Code::NotFound,
-                                        message: format!(
-                                            "clone session {} does not exist",
-                                            filter.session_id
-                                        ),
-                                    })
-                                })?;
+                                state
+                                    .clone_sessions
+                                    .get(&filter.session_id)
+                                    .ok_or_else(|| {
+                                        fail(EntityError {
+                                            code: Code::NotFound,
+                                            message: format!(
+                                                "clone session {} does not exist",
+                                                filter.session_id
+                                            ),
+                                        })
+                                    })?;
                             out.push(clone_session_entity(session));
                         }
                     }
@@ -286,9 +287,7 @@ impl P4RuntimeService {
                     )));
                 }
                 None => {
-                    return Err(Status::invalid_argument(format!(
-                        "entity {index} is empty"
-                    )));
+                    return Err(Status::invalid_argument(format!("entity {index} is empty")));
                 }
             }
         }
@@ -359,7 +358,11 @@ impl P4RuntimeService {
         match message.update {
             Some(stream_message_request::Update::Arbitration(update)) => {
                 self.check_device(update.device_id)?;
-                let role = update.role.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+                let role = update
+                    .role
+                    .as_ref()
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default();
                 if update.role.as_ref().is_some_and(|r| r.config.is_some()) {
                     return Err(Status::unimplemented(
                         "role configs are not supported; use a role name only",
@@ -384,10 +387,12 @@ impl P4RuntimeService {
                             message: "no pipeline config is committed".into(),
                         }),
                         Some(program) => {
-                            program.packet_out_header(&packet.metadata).map(|mut frame| {
-                                frame.extend_from_slice(&packet.payload);
-                                self.inner.dataplane.packet_out(frame);
-                            })
+                            program
+                                .packet_out_header(&packet.metadata)
+                                .map(|mut frame| {
+                                    frame.extend_from_slice(&packet.payload);
+                                    self.inner.dataplane.packet_out(frame);
+                                })
                         }
                     }
                 } else {
@@ -468,7 +473,10 @@ fn verify(config: Option<ForwardingPipelineConfig>) -> Result<Committed, Status>
     })
 }
 
-fn stream_error(error: EntityError, details: Option<stream_error::Details>) -> StreamMessageResponse {
+fn stream_error(
+    error: EntityError,
+    details: Option<stream_error::Details>,
+) -> StreamMessageResponse {
     StreamMessageResponse {
         update: Some(stream_message_response::Update::Error(StreamError {
             canonical_code: error.code as i32,
@@ -556,7 +564,10 @@ fn apply_update(
         Ok(update::Type::Modify) => TableOp::Modify,
         Ok(update::Type::Delete) => TableOp::Delete,
         Ok(update::Type::Unspecified) | Err(_) => {
-            return Err(invalid(format!("update type {} is not valid", update.r#type)));
+            return Err(invalid(format!(
+                "update type {} is not valid",
+                update.r#type
+            )));
         }
     };
     let entity = update
@@ -566,7 +577,9 @@ fn apply_update(
         .ok_or_else(|| invalid("update has no entity".into()))?;
     let mut writer = TableWriter { tables };
     match entity {
-        entity::Entity::TableEntry(entry) => apply_table_entry(program, &mut writer, state, op, entry),
+        entity::Entity::TableEntry(entry) => {
+            apply_table_entry(program, &mut writer, state, op, entry)
+        }
         entity::Entity::CounterEntry(entry) => {
             if op != TableOp::Modify {
                 return Err(invalid("counter entries can only be modified".into()));
@@ -596,7 +609,9 @@ fn apply_update(
         }
         entity::Entity::DirectCounterEntry(entry) => {
             if op != TableOp::Modify {
-                return Err(invalid("direct counter entries can only be modified".into()));
+                return Err(invalid(
+                    "direct counter entries can only be modified".into(),
+                ));
             }
             let table_entry = entry
                 .table_entry
@@ -652,7 +667,9 @@ fn apply_update(
                     message: "multicast groups are not supported by this switch".into(),
                 })
             }
-            None => Err(invalid("PacketReplicationEngineEntry without a type".into())),
+            None => Err(invalid(
+                "PacketReplicationEngineEntry without a type".into(),
+            )),
         },
         other => Err(EntityError {
             code: Code::Unimplemented,
@@ -909,13 +926,19 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + '
 
 #[tonic::async_trait]
 impl p4::p4_runtime_server::P4Runtime for P4RuntimeService {
-    async fn write(&self, request: Request<WriteRequest>) -> Result<Response<WriteResponse>, Status> {
+    async fn write(
+        &self,
+        request: Request<WriteRequest>,
+    ) -> Result<Response<WriteResponse>, Status> {
         self.write_batch(request.into_inner()).map(Response::new)
     }
 
     type ReadStream = ResponseStream<ReadResponse>;
 
-    async fn read(&self, request: Request<ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
+    async fn read(
+        &self,
+        request: Request<ReadRequest>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
         let entities = self.read_entities(&request.into_inner())?;
         let mut chunks: Vec<Result<ReadResponse, Status>> = entities
             .chunks(READ_CHUNK)
@@ -994,7 +1017,8 @@ impl p4::p4_runtime_server::P4Runtime for P4RuntimeService {
                 };
                 match message {
                     Ok(Some(message)) => {
-                        if let Err(status) = service.handle_stream_message(stream, message, &sender) {
+                        if let Err(status) = service.handle_stream_message(stream, message, &sender)
+                        {
                             tracing::debug!(stream, %status, "closing StreamChannel");
                             let _ = sender.send(Err(status)).await;
                             break;

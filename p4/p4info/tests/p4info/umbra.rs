@@ -351,6 +351,8 @@ fn inconsistent_p4info_is_rejected_with_every_problem() {
         &[
             r#"action "UmbraIngress.forward_to_port" and action "UmbraIngress.set_service" share id 0x01000201"#,
             r#"direct counter "UmbraIngress.steer_hits" is attached to table id 0x02000199, which does not exist"#,
+            // forward_to_port's old id now dangles too.
+            r#"table "UmbraIngress.port_classify" refers to action id 0x01000202, which does not exist"#,
             r#"table "UmbraIngress.service_selector" refers to action id 0x01000299, which does not exist"#,
             r#"table "UmbraIngress.device_portmap": two match fields have id 1"#,
             r#"table "UmbraIngress.device_portmap" lists direct counter "UmbraIngress.steer_hits", which is attached to table id 0x02000199"#,
