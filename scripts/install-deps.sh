@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 need=()
-for tool in ip:iproute2 ethtool:ethtool tcpdump:tcpdump nft:nftables conntrack:conntrack; do
+for tool in ip:iproute2 ping:iputils-ping ethtool:ethtool tcpdump:tcpdump nft:nftables conntrack:conntrack; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
@@ -20,4 +20,6 @@ if ((${#need[@]})); then
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-bash "$root/scripts/setup-python.sh"
+if [[ -z "${UMBRA_SKIP_PYTHON:-}" ]]; then
+    bash "$root/scripts/setup-python.sh"
+fi

@@ -23,6 +23,22 @@ struct Cli {
 enum Command {
     /// Run Umbra's software P4 switch: umbra.p4 on real interfaces, served over P4Runtime.
     Switch(umbra_switch::SwitchOptions),
+    /// Run the switch lab (needs root): namespaces, `umbra switch`, the host client; steer, sample, fail over with one write.
+    Demo(DemoArgs),
+}
+
+/// Options of `umbra demo`.
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// ICMP probes the client sends through the switch.
+    #[arg(long, default_value_t = 1000)]
+    probes: u32,
+    /// Milliseconds between probes.
+    #[arg(long, default_value_t = 2)]
+    probe_interval_ms: u64,
+    /// Mirror one service packet in N to the shadow's monitor leg.
+    #[arg(long, default_value_t = 10)]
+    sample_one_in_n: u32,
 }
 
 /// Exit code for a usage or configuration error (BSD `EX_USAGE`).
@@ -56,21 +72,64 @@ fn main() -> ExitCode {
                     ExitCode::from(EXIT_USAGE)
                 }
                 Err(error) => {
-                    eprintln!(
-                        "umbra switch: {}",
-                        anyhow::Error::from(error)
-                            .chain()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(": ")
-                    );
+                    eprintln!("umbra switch: {}", chain(&error));
                     ExitCode::FAILURE
                 }
             },
+            Command::Demo(args) => demo(args, shutdown).await,
         };
         signals.abort();
         code
     })
+}
+
+/// Runs the switch lab and prints its report.
+async fn demo(args: DemoArgs, shutdown: CancellationToken) -> ExitCode {
+    if !is_root() {
+        eprintln!(
+            "umbra demo: the switch lab builds network namespaces and needs root; run it with sudo"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let options = umbra_lab::switch_lab::SwitchLabOptions {
+        probes: args.probes,
+        probe_interval: std::time::Duration::from_millis(args.probe_interval_ms),
+        sample_one_in_n: args.sample_one_in_n,
+        ..Default::default()
+    };
+    match umbra_lab::switch_lab::run(options, shutdown, |line| println!("{line}")).await {
+        Ok(report) => {
+            println!("\n{}", report.summary());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("umbra demo: {}", chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

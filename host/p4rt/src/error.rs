@@ -269,6 +269,19 @@ pub enum EntityProblem {
         field: String,
     },
 
+    /// A match is malformed: a ternary value with bits outside its mask, an
+    /// LPM value with bits past its prefix, an empty range, or a wildcard
+    /// spelled out (mask 0, prefix 0, full range: leave the field out).
+    #[error("match field {field:?} of table {table:?}: {reason}")]
+    InvalidMatch {
+        /// Fully qualified name of the table.
+        table: String,
+        /// The field.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// An LPM prefix is longer than the field.
     #[error("prefix length {prefix_len} of match field {field:?} exceeds its {bitwidth} bits")]
     PrefixTooLong {
@@ -323,6 +336,14 @@ pub enum EntityProblem {
     /// The table's default action is `const` in the program.
     #[error("the default action of table {table:?} is const")]
     ConstDefaultAction {
+        /// Fully qualified name of the table.
+        table: String,
+    },
+
+    /// The table's entries are `const` in the program: they cannot be
+    /// written.
+    #[error("table {table:?} is const: its entries cannot be written")]
+    ConstTable {
         /// Fully qualified name of the table.
         table: String,
     },

@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(Value::from(0x1ffu16).as_bytes(), &[0x01, 0xff]);
         assert_eq!(Value::from(0x0100_0000u64).as_bytes(), &[1, 0, 0, 0]);
         // Padded and unpadded forms of one value are the same value.
-        assert_eq!(Value::from_be_bytes(&[0, 0, 0x01, 0xff]), Value::from(511u64));
+        assert_eq!(
+            Value::from_be_bytes(&[0, 0, 0x01, 0xff]),
+            Value::from(511u64)
+        );
         assert_eq!(Value::from_be_bytes(&[]), Value::from(0u8));
     }
 

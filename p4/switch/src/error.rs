@@ -28,6 +28,16 @@ pub enum SwitchError {
     /// privilege). The environment or the operator is at fault.
     #[error("dataplane failed to start")]
     Dataplane(#[source] crate::dataplane::DataplaneError),
+    /// The `--netns` namespace cannot be entered (missing, no privilege).
+    /// The environment or the operator is at fault.
+    #[error("cannot enter network namespace {netns:?}")]
+    Netns {
+        /// The namespace asked for.
+        netns: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The gRPC server stopped with an error.
     #[error("P4Runtime server failed")]
     Serve(#[source] tonic::transport::Error),

@@ -12,7 +12,6 @@
 
 pub mod arbitration;
 pub mod codec;
-#[path = "dataplane_stub.rs"]
 pub mod dataplane;
 pub mod error;
 pub mod program;
@@ -43,6 +42,10 @@ pub struct SwitchOptions {
     /// A data port: `N=IFNAME` (repeatable); N is the P4 port number.
     #[arg(long = "port", value_parser = parse_port)]
     pub ports: Vec<(u16, String)>,
+    /// Network namespace the `--port` interfaces live in (the gRPC server
+    /// stays in the caller's namespace). Default: the caller's own.
+    #[arg(long)]
+    pub netns: Option<String>,
     /// The CPU port number (packet-in/packet-out); must match the program.
     #[arg(long, default_value_t = umbra_pipeline::CPU_PORT)]
     pub cpu_port: u16,
@@ -58,6 +61,7 @@ impl Default for SwitchOptions {
             grpc: SocketAddr::from(([127, 0, 0, 1], 9559)),
             device_id: 1,
             ports: Vec::new(),
+            netns: None,
             cpu_port: umbra_pipeline::CPU_PORT,
             packet_in_queue: 4096,
         }
@@ -142,12 +146,21 @@ pub async fn serve(
 ) -> Result<()> {
     let pipeline = Arc::new(Pipeline::new());
     let (packet_in_tx, packet_in_rx) = tokio::sync::mpsc::channel(options.packet_in_queue);
-    let dataplane = dataplane::Dataplane::start(
-        Arc::clone(&pipeline),
-        &options.ports,
-        options.cpu_port,
-        packet_in_tx,
-    )
+    let start = {
+        let pipeline = Arc::clone(&pipeline);
+        let (ports, cpu_port) = (options.ports.clone(), options.cpu_port);
+        move || dataplane::Dataplane::start(pipeline, &ports, cpu_port, packet_in_tx)
+    };
+    let dataplane = match &options.netns {
+        // Sockets belong to the namespace of the thread that opens them.
+        Some(netns) => dataplane::veth_lab::VethLab::run_in(netns, start).map_err(|source| {
+            SwitchError::Netns {
+                netns: netns.clone(),
+                source,
+            }
+        })?,
+        None => start(),
+    }
     .map_err(SwitchError::Dataplane)?;
     let dataplane = Arc::new(dataplane);
 

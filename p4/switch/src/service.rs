@@ -391,7 +391,7 @@ impl P4RuntimeService {
                                 .packet_out_header(&packet.metadata)
                                 .map(|mut frame| {
                                     frame.extend_from_slice(&packet.payload);
-                                    self.inner.dataplane.packet_out(frame);
+                                    self.inner.dataplane.packet_out(&frame);
                                 })
                         }
                     }

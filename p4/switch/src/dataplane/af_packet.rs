@@ -10,12 +10,23 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// `ETH_P_ALL`: every protocol.
 const ETH_P_ALL: u16 = 0x0003;
 /// `<linux/if_packet.h>`; stable kernel ABI.
 const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+const PACKET_RX_RING: libc::c_int = 5;
+const PACKET_VERSION: libc::c_int = 10;
+const TPACKET_V2: libc::c_int = 1;
+const TP_STATUS_KERNEL: u32 = 0;
+const TP_STATUS_USER: u32 = 1;
+/// `TPACKET_ALIGNMENT`.
+const TPACKET_ALIGNMENT: usize = 16;
+/// Offset of the MAC header in a `TPACKET_V2` frame for Ethernet:
+/// `TPACKET_ALIGN(TPACKET2_HDRLEN + 16) - 14` with `TPACKET2_HDRLEN` = 52.
+const TPACKET2_MAC_OFFSET: usize = 66;
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
@@ -28,6 +39,31 @@ struct PacketMreq {
     mr_type: libc::c_ushort,
     mr_alen: libc::c_ushort,
     mr_address: [libc::c_uchar; 8],
+}
+
+/// `struct tpacket_req` of `<linux/if_packet.h>`.
+#[repr(C)]
+struct TpacketReq {
+    tp_block_size: libc::c_uint,
+    tp_block_nr: libc::c_uint,
+    tp_frame_size: libc::c_uint,
+    tp_frame_nr: libc::c_uint,
+}
+
+/// `struct tpacket2_hdr` of `<linux/if_packet.h>`: the head of every frame
+/// in a `TPACKET_V2` ring.
+#[repr(C)]
+struct Tpacket2Hdr {
+    tp_status: u32,
+    tp_len: u32,
+    tp_snaplen: u32,
+    tp_mac: u16,
+    tp_net: u16,
+    tp_sec: u32,
+    tp_nsec: u32,
+    tp_vlan_tci: u16,
+    tp_vlan_tpid: u16,
+    tp_padding: [u8; 4],
 }
 
 /// `struct tpacket_stats` of `<linux/if_packet.h>`.
@@ -112,12 +148,38 @@ impl PacketSocket {
     /// If the interface does not exist or a syscall fails (e.g. without
     /// `CAP_NET_RAW`).
     pub fn open(ifname: &str, options: PacketSocketOptions) -> io::Result<Self> {
+        Self::open_inner(ifname, options, None).map(|(socket, _)| socket)
+    }
+
+    /// Opens a socket as [`PacketSocket::open`] does, receiving through a
+    /// memory-mapped `TPACKET_V2` ring of `ring.frames` slots, each holding
+    /// a frame of up to `ring.max_frame_bytes` bytes. The ring is set up
+    /// before the socket is bound, so no frame is ever queued elsewhere.
+    ///
+    /// # Errors
+    /// As [`PacketSocket::open`], or if the kernel refuses the ring (e.g.
+    /// not enough memory).
+    pub fn open_with_rx_ring(
+        ifname: &str,
+        options: PacketSocketOptions,
+        ring: RxRingConfig,
+    ) -> io::Result<(Self, RxRing)> {
+        Self::open_inner(ifname, options, Some(ring))
+            .map(|(socket, ring)| (socket, ring.expect("ring requested")))
+    }
+
+    fn open_inner(
+        ifname: &str,
+        options: PacketSocketOptions,
+        ring_config: Option<RxRingConfig>,
+    ) -> io::Result<(Self, Option<RxRing>)> {
         let ifindex = interface_index(ifname)?;
         // Protocol 0: the socket receives nothing until bound, so no frame of
         // another interface is ever queued on it.
         // SAFETY: plain syscall with constant arguments; returns a new file
         // descriptor or -1.
-        let raw = cvt(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
+        let raw =
+            cvt(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
         // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
         let socket = Self {
             fd: unsafe { OwnedFd::from_raw_fd(raw) },
@@ -141,6 +203,11 @@ impl PacketSocket {
                 .set_int(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, bytes)
                 .or_else(|_| socket.set_int(libc::SOL_SOCKET, libc::SO_SNDBUF, bytes))?;
         }
+
+        let ring = match ring_config {
+            Some(config) => Some(RxRing::map(&socket, config)?),
+            None => None,
+        };
 
         // SAFETY: sockaddr_ll is plain old data; all-zeroes is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
@@ -166,7 +233,7 @@ impl PacketSocket {
             };
             socket.set_raw(libc::SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)?;
         }
-        Ok(socket)
+        Ok((socket, ring))
     }
 
     /// The raw descriptor, for [`PollSet`].
@@ -214,46 +281,6 @@ impl PacketSocket {
         })?;
         let _ = stats.tp_packets;
         Ok(u64::from(stats.tp_drops))
-    }
-
-    /// Receives up to `batch.capacity()` frames without blocking
-    /// (`recvmmsg`). Returns how many arrived (0 if none was queued).
-    ///
-    /// # Errors
-    /// On socket errors other than "would block" and EINTR.
-    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
-        batch.received = 0;
-        let slots = batch.prepare();
-        // SAFETY: `prepare` made headers[i] point at iovecs[i], which points
-        // at the i-th disjoint `slot_bytes` chunk of `buffer`; all three are
-        // owned by `batch`, exclusively borrowed and not reallocated during
-        // the call, and `slots <= headers.len()`. MSG_TRUNC makes the kernel
-        // report the real length of oversized frames instead of writing more.
-        let rc = unsafe {
-            libc::recvmmsg(
-                self.fd.as_raw_fd(),
-                batch.headers.as_mut_ptr(),
-                slots as libc::c_uint,
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-                ptr::null_mut(),
-            )
-        };
-        if rc < 0 {
-            let err = io::Error::last_os_error();
-            return match err.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-                _ => Err(err),
-            };
-        }
-        let received = rc as usize;
-        for i in 0..received {
-            let header = &batch.headers[i];
-            batch.lengths[i] = header.msg_len as usize;
-            batch.truncated[i] = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0
-                || header.msg_len as usize > batch.slot_bytes;
-        }
-        batch.received = received;
-        Ok(received)
     }
 
     /// Receives one frame into `buf`, waiting up to `timeout`. Returns the
@@ -321,92 +348,178 @@ fn iovec(bytes: &[u8]) -> libc::iovec {
     }
 }
 
-/// Receive buffers for [`PacketSocket::recv_batch`]: `capacity` slots of
-/// `slot_bytes` each, allocated once. Not `Send` (it holds the kernel's
-/// scatter lists); create it on the thread that uses it.
-pub struct RecvBatch {
-    slot_bytes: usize,
-    buffer: Box<[u8]>,
-    lengths: Vec<usize>,
-    truncated: Vec<bool>,
-    received: usize,
-    headers: Vec<libc::mmsghdr>,
-    iovecs: Vec<libc::iovec>,
+/// Geometry of a receive ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxRingConfig {
+    /// Number of frame slots: how many frames can wait to be read.
+    pub frames: usize,
+    /// Largest frame a slot holds; longer frames are cut (and reported as
+    /// such by [`RxRing::frame`]).
+    pub max_frame_bytes: usize,
 }
 
-impl RecvBatch {
-    /// Allocates `capacity` slots of `slot_bytes` bytes.
-    pub fn new(capacity: usize, slot_bytes: usize) -> Self {
-        let capacity = capacity.max(1);
-        Self {
-            slot_bytes,
-            buffer: vec![0; capacity * slot_bytes].into_boxed_slice(),
-            lengths: vec![0; capacity],
-            truncated: vec![false; capacity],
-            received: 0,
-            // SAFETY: mmsghdr is plain old data; all-zeroes is valid (null
-            // pointers are replaced by `prepare` before any syscall).
-            headers: (0..capacity).map(|_| unsafe { mem::zeroed() }).collect(),
-            iovecs: (0..capacity)
-                .map(|_| libc::iovec {
-                    iov_base: ptr::null_mut(),
-                    iov_len: 0,
-                })
-                .collect(),
+/// A memory-mapped `TPACKET_V2` receive ring: the kernel copies each frame
+/// into the next free slot (on the CPU that delivered it) and the reader
+/// takes them in order without a syscall per frame.
+///
+/// Usage: [`RxRing::claim`] the frames that are ready, read them with
+/// [`RxRing::frame`], then [`RxRing::release`] them all back to the kernel.
+#[derive(Debug)]
+pub struct RxRing {
+    map: ptr::NonNull<u8>,
+    map_len: usize,
+    block_size: usize,
+    frames_per_block: usize,
+    frame_size: usize,
+    frame_count: usize,
+    /// Next slot the kernel will hand us.
+    head: usize,
+    /// Slots claimed from `head` on and not yet released.
+    claimed: usize,
+}
+
+// SAFETY: the mapping is owned exclusively by this value (nothing else has
+// its address), so moving it to another thread is as safe as moving a Vec.
+unsafe impl Send for RxRing {}
+
+impl RxRing {
+    /// Sets `socket` to `TPACKET_V2`, asks for the ring and maps it.
+    fn map(socket: &PacketSocket, config: RxRingConfig) -> io::Result<Self> {
+        let page = 4096;
+        let frame_size = (config.max_frame_bytes + TPACKET2_MAC_OFFSET).div_ceil(TPACKET_ALIGNMENT)
+            * TPACKET_ALIGNMENT;
+        let frames_per_block = (64 * 1024 / frame_size).max(1);
+        let block_size = (frames_per_block * frame_size).div_ceil(page) * page;
+        let block_count = config.frames.max(1).div_ceil(frames_per_block);
+        let frame_count = block_count * frames_per_block;
+        let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "receive ring too large");
+        let req = TpacketReq {
+            tp_block_size: block_size.try_into().map_err(|_| too_big())?,
+            tp_block_nr: block_count.try_into().map_err(|_| too_big())?,
+            tp_frame_size: frame_size.try_into().map_err(|_| too_big())?,
+            tp_frame_nr: frame_count.try_into().map_err(|_| too_big())?,
+        };
+        socket.set_int(libc::SOL_PACKET, PACKET_VERSION, TPACKET_V2)?;
+        socket.set_raw(libc::SOL_PACKET, PACKET_RX_RING, &req)?;
+        let map_len = block_size * block_count;
+        // SAFETY: a fresh shared mapping of the socket's ring, whose size is
+        // exactly what we asked the kernel for; we own the returned region
+        // until munmap in Drop.
+        let addr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                socket.fd.as_raw_fd(),
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
         }
+        let map = ptr::NonNull::new(addr.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        Ok(Self {
+            map,
+            map_len,
+            block_size,
+            frames_per_block,
+            frame_size,
+            frame_count,
+            head: 0,
+            claimed: 0,
+        })
     }
 
     /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.headers.len()
+    pub fn slots(&self) -> usize {
+        self.frame_count
     }
 
-    /// Frames received by the last [`PacketSocket::recv_batch`].
-    pub fn len(&self) -> usize {
-        self.received
+    /// Pointer to the header of slot `slot` (`slot < frame_count`).
+    fn slot_header(&self, slot: usize) -> *mut Tpacket2Hdr {
+        let offset = (slot / self.frames_per_block) * self.block_size
+            + (slot % self.frames_per_block) * self.frame_size;
+        debug_assert!(offset + self.frame_size <= self.map_len);
+        // SAFETY: offset + frame_size <= map_len by construction of the
+        // geometry, so the pointer stays inside the mapping.
+        unsafe { self.map.as_ptr().add(offset).cast::<Tpacket2Hdr>() }
     }
 
-    /// Whether the last receive returned no frame.
-    pub fn is_empty(&self) -> bool {
-        self.received == 0
+    /// The status word of slot `slot`, shared with the kernel.
+    fn status(&self, slot: usize) -> &AtomicU32 {
+        // SAFETY: `tp_status` is the first, 4-byte aligned field of a slot
+        // header inside the live mapping; the kernel and we only ever access
+        // it atomically (the kernel with barriers), and the reference does
+        // not outlive `self`, which owns the mapping.
+        unsafe { AtomicU32::from_ptr(ptr::addr_of_mut!((*self.slot_header(slot)).tp_status)) }
     }
 
-    /// Frame `i` of the last receive: `Ok(bytes)`, or `Err(real_length)` if
-    /// it was larger than a slot and got cut.
+    /// Claims up to `max` more frames that the kernel has filled, in order;
+    /// returns how many are claimed in total (they are indexed from 0 by
+    /// [`RxRing::frame`]).
+    pub fn claim(&mut self, max: usize) -> usize {
+        while self.claimed < max.min(self.frame_count) {
+            let slot = (self.head + self.claimed) % self.frame_count;
+            if self.status(slot).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+                break;
+            }
+            self.claimed += 1;
+        }
+        self.claimed
+    }
+
+    /// Number of claimed frames.
+    pub fn claimed(&self) -> usize {
+        self.claimed
+    }
+
+    /// Claimed frame `i`: `Ok(bytes)`, or `Err(real_length)` if it did not
+    /// fit a slot and was cut.
     ///
     /// # Panics
-    /// If `i >= self.len()`.
+    /// If `i >= self.claimed()`.
     pub fn frame(&self, i: usize) -> Result<&[u8], usize> {
-        assert!(i < self.received);
-        if self.truncated[i] {
-            return Err(self.lengths[i]);
+        assert!(i < self.claimed, "frame {i} is not claimed");
+        let header = self.slot_header((self.head + i) % self.frame_count);
+        // SAFETY: the slot is claimed: its status is TP_STATUS_USER (read
+        // with Acquire, after the kernel's write barrier), so the kernel does
+        // not touch the slot until we release it, and its header is
+        // initialised.
+        let (len, snaplen, mac) = unsafe {
+            (
+                (*header).tp_len as usize,
+                (*header).tp_snaplen as usize,
+                usize::from((*header).tp_mac),
+            )
+        };
+        if snaplen < len || mac + snaplen > self.frame_size {
+            return Err(len);
         }
-        let start = i * self.slot_bytes;
-        Ok(&self.buffer[start..start + self.lengths[i]])
+        // SAFETY: as above the slot is ours until release, which needs
+        // `&mut self` and so cannot happen while this borrow lives; the
+        // bytes lie within the slot (checked just above).
+        Ok(unsafe { std::slice::from_raw_parts(header.cast::<u8>().add(mac), snaplen) })
     }
 
-    /// Points every header at its iovec and every iovec at its slot; returns
-    /// the slot count. Done before each receive so moving `self` is harmless.
-    fn prepare(&mut self) -> usize {
-        let slot_bytes = self.slot_bytes;
-        for ((iov, header), chunk) in self
-            .iovecs
-            .iter_mut()
-            .zip(self.headers.iter_mut())
-            .zip(self.buffer.chunks_mut(slot_bytes))
-        {
-            iov.iov_base = chunk.as_mut_ptr().cast::<libc::c_void>();
-            iov.iov_len = chunk.len();
-            header.msg_hdr.msg_name = ptr::null_mut();
-            header.msg_hdr.msg_namelen = 0;
-            header.msg_hdr.msg_iov = ptr::from_mut(iov);
-            header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = ptr::null_mut();
-            header.msg_hdr.msg_controllen = 0;
-            header.msg_hdr.msg_flags = 0;
-            header.msg_len = 0;
+    /// Hands every claimed slot back to the kernel.
+    pub fn release(&mut self) {
+        for i in 0..self.claimed {
+            let slot = (self.head + i) % self.frame_count;
+            self.status(slot).store(TP_STATUS_KERNEL, Ordering::Release);
         }
-        self.headers.len()
+        self.head = (self.head + self.claimed) % self.frame_count;
+        self.claimed = 0;
+    }
+}
+
+impl Drop for RxRing {
+    fn drop(&mut self) {
+        // SAFETY: `map`/`map_len` describe the mapping made in `RxRing::map`,
+        // unmapped exactly once here; no borrow of it can outlive `self`.
+        unsafe {
+            libc::munmap(self.map.as_ptr().cast::<libc::c_void>(), self.map_len);
+        }
     }
 }
 
@@ -415,6 +528,8 @@ impl RecvBatch {
 pub struct SendOutcome {
     /// Frames handed to the interface.
     pub sent: usize,
+    /// Bytes of those frames.
+    pub sent_bytes: u64,
     /// Frames refused for lack of buffer space (`EAGAIN`, `ENOBUFS`).
     pub dropped: usize,
     /// Frames refused for any other reason (e.g. `EMSGSIZE`, `ENETDOWN`).
@@ -459,11 +574,19 @@ impl SendBatch {
                 .zip(self.headers.iter_mut())
                 .zip(frames.by_ref())
             {
-                *iovs = [iovec(header), iovec(payload)];
+                // One iovec when there is no header: less for the kernel to
+                // import per frame.
+                let iov_count = if header.is_empty() {
+                    *iovs = [iovec(payload), iovec(&[])];
+                    1
+                } else {
+                    *iovs = [iovec(header), iovec(payload)];
+                    2
+                };
                 msg.msg_hdr.msg_name = ptr::null_mut();
                 msg.msg_hdr.msg_namelen = 0;
                 msg.msg_hdr.msg_iov = iovs.as_mut_ptr();
-                msg.msg_hdr.msg_iovlen = 2;
+                msg.msg_hdr.msg_iovlen = iov_count;
                 msg.msg_hdr.msg_control = ptr::null_mut();
                 msg.msg_hdr.msg_controllen = 0;
                 msg.msg_hdr.msg_flags = 0;
@@ -483,12 +606,22 @@ impl SendBatch {
                         libc::MSG_DONTWAIT,
                     )
                 };
-                if rc >= 0 {
-                    done += rc as usize;
-                    outcome.sent += rc as usize;
+                if rc > 0 {
+                    let sent = rc as usize;
+                    outcome.sent_bytes += self.headers[done..done + sent]
+                        .iter()
+                        .map(|h| u64::from(h.msg_len))
+                        .sum::<u64>();
+                    done += sent;
+                    outcome.sent += sent;
                     continue;
                 }
-                let err = io::Error::last_os_error();
+                let err = if rc == 0 {
+                    // Not expected with a non-empty vector; never spin on it.
+                    io::Error::from(io::ErrorKind::WouldBlock)
+                } else {
+                    io::Error::last_os_error()
+                };
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -538,7 +671,13 @@ impl PollSet {
         let timeout_ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
         // SAFETY: `fds` is a live, exclusively borrowed array of pollfd whose
         // length is passed; poll only writes `revents`.
-        let rc = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, timeout_ms) };
+        let rc = unsafe {
+            libc::poll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                timeout_ms,
+            )
+        };
         if rc < 0 {
             let err = io::Error::last_os_error();
             if err.kind() == io::ErrorKind::Interrupted {

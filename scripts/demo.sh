@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Umbra's main job: installs the lab's system tools, then runs `umbra demo`.
+# Needs root (the lab builds network namespaces). Extra arguments go to
+# `umbra demo` (see `umbra demo --help`).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+UMBRA_SKIP_PYTHON=1 bash scripts/install-deps.sh
+exec cargo run --release --locked -p umbra-cli -- demo "$@"
