@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use umbra_p4rt::{
     BackoffConfig, ClientConfig, ClientEvent, CloneSession, Connection, DefaultAction,
-    P4RuntimeClient, P4Schema, PipelineOutcome, TableEntry,
+    P4RuntimeClient, P4Schema, TableEntry,
 };
 use umbra_proto::p4::config::v1::P4Info;
 
@@ -319,8 +319,4 @@ pub fn truncate_default(schema: &P4Schema) -> DefaultAction {
 pub fn sorted(mut entries: Vec<TableEntry>) -> Vec<TableEntry> {
     entries.sort();
     entries
-}
-
-pub fn is_pushed(outcome: PipelineOutcome) -> bool {
-    outcome == PipelineOutcome::Pushed
 }
