@@ -12,9 +12,11 @@ async fn one_write_moves_the_traffic_to_the_shadow_without_loss() {
         sample_one_in_n: 5,
         ..SwitchLabOptions::default()
     };
-    let report = switch_lab::run(options, CancellationToken::new(), |line| eprintln!("{line}"))
-        .await
-        .expect("the switch lab runs (as root, with iproute2, ethtool, ping)");
+    let report = switch_lab::run(options, CancellationToken::new(), |line| {
+        eprintln!("{line}")
+    })
+    .await
+    .expect("the switch lab runs (as root, with iproute2, ethtool, ping)");
     eprintln!("{}", report.summary());
 
     // Nothing is lost across the flip.

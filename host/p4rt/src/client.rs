@@ -200,7 +200,18 @@ pub(crate) async fn establish(config: &ClientConfig, endpoint: &Endpoint) -> Res
         let mut inbound = stream_grpc
             .stream_channel(ReceiverStream::new(outbound_rx))
             .await
-            .map_err(P4rtError::Arbitration)?
+            .map_err(|status| {
+                // A status the transport made up (TLS refused, connection
+                // lost) is not the switch refusing arbitration.
+                if crate::error::is_transport(&status) {
+                    P4rtError::Rpc {
+                        rpc: "StreamChannel",
+                        status,
+                    }
+                } else {
+                    P4rtError::Arbitration(status)
+                }
+            })?
             .into_inner();
         loop {
             match inbound.message().await {

@@ -144,10 +144,16 @@ impl P4rtError {
             | Self::Timeout { .. }
             | Self::ArbitrationUnanswered
             | Self::Disconnected => true,
-            Self::Rpc { status, .. } | Self::Arbitration(status) => matches!(
-                status.code(),
-                Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Aborted
-            ),
+            Self::Rpc { status, .. } | Self::Arbitration(status) => {
+                is_transport(status)
+                    || matches!(
+                        status.code(),
+                        Code::Unavailable
+                            | Code::Cancelled
+                            | Code::DeadlineExceeded
+                            | Code::Aborted
+                    )
+            }
             _ => false,
         }
     }
@@ -160,6 +166,13 @@ impl P4rtError {
             _ => &[],
         }
     }
+}
+
+/// Whether `status` was made up by the client's transport (connection
+/// lost, TLS refused) rather than sent by the switch.
+pub(crate) fn is_transport(status: &tonic::Status) -> bool {
+    std::error::Error::source(status)
+        .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
 }
 
 /// One thing wrong with an entity a caller built. The caller is at fault

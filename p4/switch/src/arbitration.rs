@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::{Code, Status};
 use umbra_proto::google::rpc;
 use umbra_proto::p4::v1::{
@@ -23,9 +23,25 @@ pub type ElectionId = u128;
 /// Identifies one StreamChannel for the life of the switch process.
 pub type StreamId = u64;
 
-/// Where a stream's responses go. Bounded; see [`Arbitration`] for what
-/// happens when a controller does not read.
-pub type ResponseSender = mpsc::Sender<Result<StreamMessageResponse, Status>>;
+/// Where a stream's responses go: two paths, so that a controller that
+/// stops reading can neither miss its latest mastership state nor make the
+/// switch buffer without bound.
+#[derive(Debug, Clone)]
+pub struct ResponseSender {
+    /// The latest mastership update for this stream. Only the newest value
+    /// is kept: a slow reader skips stale states but always gets the last.
+    pub mastership: watch::Sender<Option<MasterArbitrationUpdate>>,
+    /// Packet-ins and stream errors, bounded; when full, packet-ins are
+    /// dropped and counted by the caller and stream errors are dropped.
+    pub messages: mpsc::Sender<Result<StreamMessageResponse, Status>>,
+}
+
+impl ResponseSender {
+    fn announce(&self, update: MasterArbitrationUpdate) {
+        // Fails only when the stream is gone, and then nobody is listening.
+        let _ = self.mastership.send(Some(update));
+    }
+}
 
 /// Converts the wire form of an election id.
 pub fn election_id(id: &Uint128) -> ElectionId {
@@ -83,18 +99,18 @@ impl RoleState {
         }
     }
 
-    /// Tells every controller of the role who is primary. A controller whose
-    /// queue is full misses this update; it is the one that stopped reading,
-    /// and it gets the next one.
+    /// Tells every controller of the role who is primary.
     fn notify_all(&self, device_id: u64, role: &str) {
         for (stream, controller) in &self.controllers {
-            let update = self.update_for(device_id, role, *stream);
-            let _ = controller.sender.try_send(Ok(arbitration_response(update)));
+            controller
+                .sender
+                .announce(self.update_for(device_id, role, *stream));
         }
     }
 }
 
-fn arbitration_response(update: MasterArbitrationUpdate) -> StreamMessageResponse {
+/// The StreamChannel message carrying a mastership update.
+pub fn arbitration_response(update: MasterArbitrationUpdate) -> StreamMessageResponse {
     StreamMessageResponse {
         update: Some(stream_message_response::Update::Arbitration(update)),
     }
@@ -189,8 +205,7 @@ impl Arbitration {
         if state.primary != before {
             state.notify_all(self.device_id, role);
         } else {
-            let update = state.update_for(self.device_id, role, stream);
-            let _ = sender.try_send(Ok(arbitration_response(update)));
+            sender.announce(state.update_for(self.device_id, role, stream));
         }
         Ok(())
     }
@@ -241,13 +256,15 @@ impl Arbitration {
             .is_some_and(|state| state.primary == Some(stream))
     }
 
-    /// The response queues of every role's primary (packet-in goes there).
-    pub fn primary_senders(&self) -> impl Iterator<Item = &ResponseSender> {
+    /// The message queues of every role's primary (packet-in goes there).
+    pub fn primary_senders(
+        &self,
+    ) -> impl Iterator<Item = &mpsc::Sender<Result<StreamMessageResponse, Status>>> {
         self.roles.values().filter_map(|state| {
             state
                 .primary
                 .and_then(|stream| state.controllers.get(&stream))
-                .map(|controller| &controller.sender)
+                .map(|controller| &controller.sender.messages)
         })
     }
 }
@@ -256,25 +273,27 @@ impl Arbitration {
 mod tests {
     use super::*;
 
-    fn channel() -> (
-        ResponseSender,
-        mpsc::Receiver<Result<StreamMessageResponse, Status>>,
-    ) {
-        mpsc::channel(16)
+    type Mastership = watch::Receiver<Option<MasterArbitrationUpdate>>;
+
+    fn channel() -> (ResponseSender, Mastership) {
+        let (mastership, rx) = watch::channel(None);
+        let (messages, _) = mpsc::channel(16);
+        let sender = ResponseSender {
+            mastership,
+            messages,
+        };
+        (sender, rx)
     }
 
-    fn last_status(rx: &mut mpsc::Receiver<Result<StreamMessageResponse, Status>>) -> (i32, u128) {
-        let mut last = None;
-        while let Ok(message) = rx.try_recv() {
-            last = Some(message.expect("no stream error"));
-        }
-        match last.and_then(|m| m.update) {
-            Some(stream_message_response::Update::Arbitration(update)) => (
-                update.status.expect("status").code,
-                update.election_id.as_ref().map(election_id).unwrap_or(0),
-            ),
-            other => panic!("expected an arbitration update, got {other:?}"),
-        }
+    fn last_status(rx: &mut Mastership) -> (i32, u128) {
+        let update = rx
+            .borrow_and_update()
+            .clone()
+            .expect("an arbitration update");
+        (
+            update.status.expect("status").code,
+            update.election_id.as_ref().map(election_id).unwrap_or(0),
+        )
     }
 
     #[test]

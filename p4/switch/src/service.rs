@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use prost::Message as _;
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
+use tokio_stream::wrappers::{ReceiverStream, WatchStream};
+use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -402,7 +403,7 @@ impl P4RuntimeService {
                     })
                 };
                 if let Err(error) = outcome {
-                    let _ = sender.try_send(Ok(stream_error(
+                    let _ = sender.messages.try_send(Ok(stream_error(
                         error,
                         Some(stream_error::Details::PacketOut(PacketOutError {
                             packet_out: Some(packet),
@@ -411,7 +412,7 @@ impl P4RuntimeService {
                 }
             }
             Some(stream_message_request::Update::DigestAck(_)) => {
-                let _ = sender.try_send(Ok(stream_error(
+                let _ = sender.messages.try_send(Ok(stream_error(
                     EntityError {
                         code: Code::InvalidArgument,
                         message: "umbra.p4 has no digests".into(),
@@ -420,7 +421,7 @@ impl P4RuntimeService {
                 )));
             }
             Some(stream_message_request::Update::Other(_)) => {
-                let _ = sender.try_send(Ok(stream_error(
+                let _ = sender.messages.try_send(Ok(stream_error(
                     EntityError {
                         code: Code::Unimplemented,
                         message: "no extension messages are supported".into(),
@@ -429,7 +430,7 @@ impl P4RuntimeService {
                 )));
             }
             None => {
-                let _ = sender.try_send(Ok(stream_error(
+                let _ = sender.messages.try_send(Ok(stream_error(
                     EntityError {
                         code: Code::InvalidArgument,
                         message: "empty StreamMessageRequest".into(),
@@ -789,6 +790,15 @@ fn read_table_entries(
         Some(program.entry_key(filter)?)
     };
     let with_counters = filter.counter_data.is_some();
+    if with_counters && filter.table_id != 0 && !program.has_direct_counter(filter.table_id) {
+        return Err(EntityError {
+            code: Code::InvalidArgument,
+            message: format!(
+                "table {:?} has no direct counter to read",
+                program.table_name(filter.table_id)
+            ),
+        });
+    }
     pipeline.read(|tables| {
         let selected = state.entries.iter().filter(|(key, _)| match exact {
             Some(wanted) => **key == wanted,
@@ -1004,15 +1014,25 @@ impl p4::p4_runtime_server::P4Runtime for P4RuntimeService {
         request: Request<Streaming<StreamMessageRequest>>,
     ) -> Result<Response<Self::StreamChannelStream>, Status> {
         let mut inbound = request.into_inner();
-        let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
+        let (messages, receiver) = mpsc::channel(STREAM_QUEUE);
+        let (mastership, mastership_rx) = watch::channel(None);
+        let sender = arbitration::ResponseSender {
+            mastership,
+            messages,
+        };
         let stream = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
         let service = self.clone();
         let shutdown = self.inner.shutdown.clone();
         self.inner.tasks.spawn(async move {
             loop {
                 let message = tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = sender.closed() => break,
+                    () = shutdown.cancelled() => {
+                        let _ = sender
+                            .messages
+                            .try_send(Err(Status::unavailable("the switch is shutting down")));
+                        break;
+                    }
+                    () = sender.messages.closed() => break,
                     message = inbound.message() => message,
                 };
                 match message {
@@ -1020,7 +1040,7 @@ impl p4::p4_runtime_server::P4Runtime for P4RuntimeService {
                         if let Err(status) = service.handle_stream_message(stream, message, &sender)
                         {
                             tracing::debug!(stream, %status, "closing StreamChannel");
-                            let _ = sender.send(Err(status)).await;
+                            let _ = sender.messages.send(Err(status)).await;
                             break;
                         }
                     }
@@ -1035,7 +1055,10 @@ impl p4::p4_runtime_server::P4Runtime for P4RuntimeService {
             }
             lock(&service.inner.arbitration).disconnect(stream);
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        let mastership = WatchStream::from_changes(mastership_rx)
+            .filter_map(|update| update.map(|u| Ok(arbitration::arbitration_response(u))));
+        let responses = mastership.merge(ReceiverStream::new(receiver));
+        Ok(Response::new(Box::pin(responses)))
     }
 
     async fn capabilities(

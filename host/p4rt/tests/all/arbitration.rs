@@ -1,7 +1,7 @@
 //! Mastership: the highest election id is primary, the backup learns it
 //! lost, and its writes are refused with a typed error.
 
-use umbra_p4rt::{ClientEvent, P4RuntimeClient, P4rtError};
+use umbra_p4rt::{ClientEvent, P4RuntimeClient, P4rtError, StreamErrorKind};
 
 use crate::support::{Controller, Switch, config, schema, selector};
 
@@ -41,9 +41,32 @@ async fn higher_election_id_is_primary_and_the_backup_cannot_write() {
         low.client.desired_state().entries().next().is_none(),
         "a refused write is not desired state"
     );
+    // A backup's packet-out is refused on the stream.
+    let packet = schema
+        .packet_out(vec![0; 60])
+        .metadata("egress_port", 255u16)
+        .build()
+        .unwrap();
+    low.client.send_packet_out(&packet).await.unwrap();
+    let error = low
+        .wait_for(|event| match event {
+            ClientEvent::StreamError(error) => Some(error),
+            _ => None,
+        })
+        .await;
+    assert_eq!(error.code, tonic::Code::PermissionDenied);
+    assert_eq!(error.kind, StreamErrorKind::PacketOut);
+
     // The primary's goes through.
     high.client.insert(selector(&schema, 1, 1)).await.unwrap();
-    assert_eq!(low.client.read_table("service_selector").await.unwrap().len(), 1);
+    assert_eq!(
+        low.client
+            .read_table("service_selector")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // A second controller with the primary's election id is refused.
     let err = P4RuntimeClient::connect(config(switch.addr, 2))

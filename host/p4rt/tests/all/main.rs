@@ -2,8 +2,10 @@
 //! switch served in-process on 127.0.0.1, through the public API only.
 
 mod arbitration;
+mod connect;
 mod entries;
 mod packet_io;
 mod pipeline;
 mod restart;
 mod support;
+mod tls;

@@ -40,7 +40,13 @@ async fn push_is_skipped_when_the_cookie_matches() {
     assert_eq!(client.pipeline_cookie().await.unwrap(), Some(COOKIE + 1));
     assert!(client.read_all_tables().await.unwrap().is_empty());
 
+    // Once the supervisor stopped, the client refuses to work.
+    let client = client.clone();
     controller.stop().await;
+    assert!(matches!(
+        client.read_all_tables().await,
+        Err(P4rtError::Shutdown)
+    ));
     switch.stop().await;
 }
 
@@ -60,7 +66,10 @@ async fn a_pipeline_the_switch_refuses_is_an_error_and_not_adopted() {
         matches!(&err, P4rtError::Rpc { rpc: "SetForwardingPipelineConfig", status } if status.code() == tonic::Code::InvalidArgument),
         "{err:?}"
     );
-    assert!(matches!(controller.client.schema(), Err(P4rtError::NoPipeline)));
+    assert!(matches!(
+        controller.client.schema(),
+        Err(P4rtError::NoPipeline)
+    ));
 
     controller.stop().await;
     switch.stop().await;

@@ -1,7 +1,7 @@
 //! The dataplane's only unsafe code: thin, safe wrappers over the Linux
-//! syscalls behind AF_PACKET ports (`socket`, `bind`, `setsockopt`,
-//! `recvmmsg`, `sendmmsg`, `sendmsg`, `poll`) and `setns` for lab
-//! namespaces. Every `unsafe` block states why it is sound.
+//! syscalls behind AF_PACKET ports (`socket`, `bind`, `setsockopt`, `mmap`
+//! of `TPACKET_V2` receive rings, `sendmmsg`, `sendmsg`, `recv`, `poll`) and
+//! `setns` for lab namespaces. Every `unsafe` block states why it is sound.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -70,6 +70,8 @@ struct Tpacket2Hdr {
 #[repr(C)]
 #[derive(Default)]
 struct TpacketStats {
+    // Kernel ABI: present for the layout; only drops are reported.
+    #[allow(dead_code)]
     tp_packets: libc::c_uint,
     tp_drops: libc::c_uint,
 }
@@ -260,6 +262,29 @@ impl PacketSocket {
         .map(drop)
     }
 
+    /// Takes (and so clears) the socket's pending error, e.g. `ENETDOWN`
+    /// after its interface went down; `None` if there was none.
+    pub fn take_error(&self) -> Option<io::Error> {
+        let mut error: libc::c_int = 0;
+        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `error` and `len` are live and writable; the kernel writes
+        // at most `len` bytes into `error`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                ptr::from_mut(&mut error).cast::<libc::c_void>(),
+                &mut len,
+            )
+        };
+        match (rc, error) {
+            (0, 0) => None,
+            (0, code) => Some(io::Error::from_raw_os_error(code)),
+            _ => Some(io::Error::last_os_error()),
+        }
+    }
+
     /// Frames the kernel dropped because the receive queue was full since
     /// the previous call (`PACKET_STATISTICS`, which resets on read).
     ///
@@ -279,7 +304,6 @@ impl PacketSocket {
                 &mut len,
             )
         })?;
-        let _ = stats.tp_packets;
         Ok(u64::from(stats.tp_drops))
     }
 

@@ -73,11 +73,14 @@ pub(super) fn run(shared: &Shared, mut assigned: Vec<(usize, RxRing)>, options: 
                     break;
                 }
             }
-            if idle {
+            if idle && port.socket.take_error().is_some() {
                 // Readable with nothing in the ring: a socket error (e.g.
-                // the interface went away). Count it and do not spin.
+                // the interface went down), now cleared. Count it and back
+                // off rather than spin should it persist.
                 port.counters.errors.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(ERROR_BACKOFF);
+            } else if idle {
+                std::thread::yield_now();
             }
         }
     }

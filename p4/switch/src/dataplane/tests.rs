@@ -201,6 +201,36 @@ fn forwards_frames_between_namespaces_in_both_directions() {
 }
 
 #[test]
+fn frames_the_host_sends_out_of_a_port_are_not_ingress() {
+    // Another sender on the switch side of port 1 (say the kernel) transmits
+    // towards h1. Without PACKET_IGNORE_OUTGOING the dataplane would see that
+    // outgoing frame on port 1 and steer it to port 2.
+    let topo = Topology::new("out", 2);
+    let pipeline = steering_pipeline();
+    let (packet_in, _rx) = mpsc::channel(16);
+    let dataplane = topo.start(&pipeline, packet_in, DataplaneOptions::default());
+    let (h1, h2) = (topo.host_socket(1), topo.host_socket(2));
+    let local = VethLab::run_in(&topo.switch_ns, || {
+        PacketSocket::open(
+            &switch_if(1),
+            PacketSocketOptions {
+                promiscuous: false,
+                ignore_outgoing: true,
+                qdisc_bypass: false,
+                receive_buffer_bytes: 0,
+                send_buffer_bytes: 0,
+            },
+        )
+    })
+    .unwrap()
+    .unwrap();
+    send(&local, &frame(1, 64));
+    assert_eq!(receive(&h1, 1, Duration::from_secs(5)), vec![frame(1, 64)]);
+    assert!(receive_nothing(&h2).is_empty());
+    assert_eq!(dataplane.shutdown().port(1).unwrap().rx_packets, 0);
+}
+
+#[test]
 fn selector_flip_moves_traffic_to_the_shadow_leg() {
     let topo = Topology::new("flip", 3);
     let pipeline = steering_pipeline();
