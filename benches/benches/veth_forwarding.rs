@@ -120,7 +120,11 @@ fn set_up() -> Result<Lab, String> {
             &ports,
             umbra_pipeline::CPU_PORT,
             packet_in,
-            DataplaneOptions::default(),
+            DataplaneOptions {
+                forwarding_threads: std::env::var("FWD_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+                batch_size: std::env::var("FWD_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+                ..DataplaneOptions::default()
+            },
         )
     })
     .map_err(|e| e.to_string())?
@@ -159,7 +163,8 @@ fn forward(lab: &Lab, tx: &mut SendBatch, frames: &[Vec<u8>], count: u64) -> Dur
     while sent < count && start.elapsed() < ITERATION_TIMEOUT {
         let processed = lab.pipeline.port_rx().read(1).map_or(0, |c| c.packets) - rx_base;
         if sent - processed >= WINDOW {
-            std::hint::spin_loop();
+            // Leave the CPU to the forwarding thread rather than spin.
+            std::thread::yield_now();
             continue;
         }
         let n = SEND_BATCH.min((count - sent) as usize);
@@ -174,7 +179,7 @@ fn forward(lab: &Lab, tx: &mut SendBatch, frames: &[Vec<u8>], count: u64) -> Dur
     while lab.pipeline.port_tx().read(2).map_or(0, |c| c.packets) - tx_base < sent
         && start.elapsed() < ITERATION_TIMEOUT
     {
-        std::hint::spin_loop();
+        std::thread::yield_now();
     }
     start.elapsed()
 }

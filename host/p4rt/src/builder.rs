@@ -16,9 +16,11 @@
 
 use std::collections::BTreeMap;
 
+use umbra_p4info::TableInfo;
+
 use crate::entity::{ActionCall, DefaultAction, EntryKey, FieldMatch, PacketOut, TableEntry};
 use crate::error::{EntityProblem, P4rtError, Result};
-use crate::schema::{MatchKind, P4Schema, TableInfo};
+use crate::schema::{MatchKind, P4Schema};
 use crate::value::Value;
 
 impl P4Schema {
@@ -204,14 +206,14 @@ impl TableEntryBuilder<'_> {
         problems: &mut Vec<EntityProblem>,
     ) -> Option<EntryKey> {
         let before = problems.len();
-        if table.is_const {
+        if table.is_const_table {
             problems.push(EntityProblem::ConstTable {
                 table: table.name.clone(),
             });
         }
         let mut matches = BTreeMap::new();
         for (name, input) in &self.matches {
-            let Some(field) = table.match_field(name) else {
+            let Ok(field) = table.match_field(name) else {
                 problems.push(EntityProblem::UnknownMatchField {
                     table: table.name.clone(),
                     field: name.clone(),
@@ -225,11 +227,11 @@ impl TableEntryBuilder<'_> {
                 });
                 continue;
             }
-            if field.kind != input.kind() {
+            if field.match_kind != input.kind() {
                 problems.push(EntityProblem::WrongMatchKind {
                     table: table.name.clone(),
                     field: name.clone(),
-                    expected: field.kind.clone(),
+                    expected: field.match_kind.clone(),
                     given: input.kind(),
                 });
                 continue;
@@ -307,7 +309,8 @@ impl TableEntryBuilder<'_> {
             matches.insert(name.clone(), field_match);
         }
         for field in &table.match_fields {
-            if field.kind == MatchKind::Exact && !self.matches.iter().any(|(n, _)| *n == field.name)
+            if field.match_kind == MatchKind::Exact
+                && !self.matches.iter().any(|(n, _)| *n == field.name)
             {
                 problems.push(EntityProblem::MissingMatchField {
                     table: table.name.clone(),
@@ -367,7 +370,7 @@ impl DefaultActionBuilder<'_> {
             .map_err(|p| problems.push(p))
             .ok();
         if let Some(table) = table
-            && table.const_default_action.is_some()
+            && table.const_default_action
         {
             problems.push(EntityProblem::ConstDefaultAction {
                 table: table.name.clone(),
@@ -422,11 +425,11 @@ impl PacketOutBuilder<'_> {
         };
         let mut metadata = BTreeMap::new();
         for (name, value) in &self.metadata {
-            let Some(field) = header.field(name) else {
+            let Ok(field) = header.field(name) else {
                 problems.push(EntityProblem::UnknownMetadata {
                     header: header.name.clone(),
                     field: name.clone(),
-                    known: header.metadata.iter().map(|m| m.name.clone()).collect(),
+                    known: header.fields.iter().map(|m| m.name.clone()).collect(),
                 });
                 continue;
             };
@@ -444,7 +447,7 @@ impl PacketOutBuilder<'_> {
             );
             metadata.insert(name.clone(), value.clone());
         }
-        for field in &header.metadata {
+        for field in &header.fields {
             metadata
                 .entry(field.name.clone())
                 .or_insert_with(|| Value::from(0u8));
@@ -476,19 +479,16 @@ fn resolve_action(
         });
         return None;
     };
-    let (index, action) = schema
+    let action = schema
         .resolve_action(name)
         .map_err(|p| problems.push(p))
         .ok()?;
     let before = problems.len();
-    let allowed = table.actions.iter().any(|(a, scope)| {
-        *a == index
-            && if default {
-                *scope != crate::schema::ActionScope::TableOnly
-            } else {
-                *scope != crate::schema::ActionScope::DefaultOnly
-            }
-    });
+    let allowed = if default {
+        table.allows_default_action(action.id)
+    } else {
+        table.allows_entry_action(action.id)
+    };
     if !allowed {
         problems.push(EntityProblem::ActionNotAllowed {
             table: table.name.clone(),
@@ -503,7 +503,7 @@ fn resolve_action(
     }
     let mut params = BTreeMap::new();
     for (param_name, value) in &input.params {
-        let Some(param) = action.param(param_name) else {
+        let Ok(param) = action.param(param_name) else {
             problems.push(EntityProblem::UnknownParam {
                 action: action.name.clone(),
                 param: param_name.clone(),
@@ -839,6 +839,83 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn action_scopes_limit_entries_and_default_actions() {
+        use umbra_proto::p4::config::v1::action_ref::Scope;
+        // port_classify runs set_service, forward_to_port, punt_to_cpu and
+        // drop; make forward_to_port @tableonly and punt_to_cpu @defaultonly.
+        let mut p4info = umbra_schema().p4info().clone();
+        let refs = &mut p4info.tables[0].action_refs;
+        refs[1].scope = Scope::TableOnly.into();
+        refs[2].scope = Scope::DefaultOnly.into();
+        let schema = P4Schema::new(p4info).unwrap();
+
+        let err = schema
+            .table("port_classify")
+            .exact("ingress_port", 1u16)
+            .action("punt_to_cpu")
+            .build()
+            .unwrap_err();
+        let [
+            EntityProblem::ActionNotAllowed {
+                context, allowed, ..
+            },
+        ] = err.entity_problems()
+        else {
+            panic!("unexpected {err:?}");
+        };
+        assert_eq!(*context, "in an entry");
+        assert_eq!(
+            allowed,
+            &[
+                "UmbraIngress.set_service",
+                "UmbraIngress.forward_to_port",
+                "UmbraIngress.drop"
+            ]
+        );
+
+        let err = schema
+            .default_action("port_classify")
+            .action("forward_to_port")
+            .param("port", 1u16)
+            .build()
+            .unwrap_err();
+        let [
+            EntityProblem::ActionNotAllowed {
+                context, allowed, ..
+            },
+        ] = err.entity_problems()
+        else {
+            panic!("unexpected {err:?}");
+        };
+        assert_eq!(*context, "as default action");
+        assert_eq!(
+            allowed,
+            &[
+                "UmbraIngress.set_service",
+                "UmbraIngress.punt_to_cpu",
+                "UmbraIngress.drop"
+            ]
+        );
+        // Each is fine where its scope allows it.
+        assert!(
+            schema
+                .default_action("port_classify")
+                .action("punt_to_cpu")
+                .build()
+                .is_ok()
+        );
+        assert!(
+            schema
+                .table("port_classify")
+                .exact("ingress_port", 1u16)
+                .action("forward_to_port")
+                .param("port", 1u16)
+                .build()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -876,7 +876,7 @@ impl P4RuntimeClient {
         let info = schema
             .resolve_table(table)
             .map_err(|p| invalid(format!("direct counter read of {table:?}"), p))?;
-        if info.direct_counter.is_none() {
+        if info.direct_counter_id.is_none() {
             return Err(invalid(
                 format!("direct counter read of {table:?}"),
                 EntityProblem::NoDirectCounter {
@@ -966,7 +966,7 @@ impl P4RuntimeClient {
         let info = schema
             .resolve_table(key.table())
             .map_err(|p| invalid(format!("direct counter write of {:?}", key.table()), p))?;
-        if info.direct_counter.is_none() {
+        if info.direct_counter_id.is_none() {
             return Err(invalid(
                 format!("direct counter write of {:?}", key.table()),
                 EntityProblem::NoDirectCounter {
@@ -1125,7 +1125,7 @@ impl P4RuntimeClient {
         // Default entries, one read for all tables; a switch that cannot
         // read them gets the declared ones written blindly.
         let requests = schema
-            .tables
+            .tables()
             .iter()
             .map(|t| {
                 wire::table_entity(p4::TableEntry {

@@ -288,8 +288,8 @@ pub(crate) fn plan(
         Some(current) => {
             let declared: BTreeSet<&str> =
                 desired.default_actions.keys().map(String::as_str).collect();
-            for table in &schema.tables {
-                if table.const_default_action.is_some() {
+            for table in schema.tables() {
+                if table.const_default_action {
                     continue;
                 }
                 let want = match desired.default_actions.get(&table.name) {

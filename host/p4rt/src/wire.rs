@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use umbra_p4info::TableInfo;
 use umbra_proto::p4::v1 as p4;
 
 use crate::entity::{
@@ -13,7 +14,7 @@ use crate::entity::{
     PacketOut, Replica, TableEntry,
 };
 use crate::error::{EntityProblem, P4rtError, Result};
-use crate::schema::{P4Schema, TableInfo, invalid};
+use crate::schema::{P4Schema, invalid};
 use crate::value::Value;
 
 /// One change to the switch state, for
@@ -152,7 +153,7 @@ pub(crate) fn encode_key(schema: &P4Schema, key: &EntryKey) -> Result<p4::TableE
     if let Some(unknown) = key
         .matches
         .keys()
-        .find(|name| table.match_field(name).is_none())
+        .find(|name| table.match_field(name).is_err())
     {
         return Err(invalid(
             format!("entry of {:?}", key.table),
@@ -201,7 +202,7 @@ pub(crate) fn encode_default_action(
 }
 
 fn encode_action(schema: &P4Schema, call: &ActionCall) -> Result<p4::Action> {
-    let (_, action) = schema
+    let action = schema
         .resolve_action(&call.action)
         .map_err(|p| invalid(format!("action {:?}", call.action), p))?;
     let mut params = Vec::with_capacity(call.params.len());
@@ -213,7 +214,7 @@ fn encode_action(schema: &P4Schema, call: &ActionCall) -> Result<p4::Action> {
             });
         }
     }
-    if let Some(unknown) = call.params.keys().find(|n| action.param(n).is_none()) {
+    if let Some(unknown) = call.params.keys().find(|n| action.param(n).is_err()) {
         return Err(invalid(
             format!("action {:?}", call.action),
             EntityProblem::UnknownParam {
@@ -416,8 +417,8 @@ pub(crate) fn encode_packet_out(schema: &P4Schema, packet: &PacketOut) -> Result
             EntityProblem::NoControllerHeader("packet_out"),
         )
     })?;
-    let mut metadata = Vec::with_capacity(header.metadata.len());
-    for field in &header.metadata {
+    let mut metadata = Vec::with_capacity(header.fields.len());
+    for field in &header.fields {
         let value = packet
             .metadata
             .get(&field.name)

@@ -7,12 +7,14 @@ use std::{
     sync::Arc,
 };
 
-use umbra_proto::p4::config::v1::{self as p4info, P4Info, Preamble, counter_spec, match_field};
+use umbra_proto::p4::config::v1::{
+    self as p4info, P4Info, Preamble, action_ref, counter_spec, match_field,
+};
 
 use crate::error::{ObjectKind, P4InfoError, Result};
 
 /// How a match field is matched.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MatchKind {
     /// `exact`.
     Exact,
@@ -113,6 +115,87 @@ impl fmt::Display for CounterUnit {
     }
 }
 
+/// Where a table may run an action (`ActionRef.scope`, from the P4
+/// annotations `@tableonly` and `@defaultonly`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionScope {
+    /// In entries and as the default action (no annotation).
+    TableAndDefault,
+    /// In entries only (`@tableonly`).
+    TableOnly,
+    /// As the default action only (`@defaultonly`).
+    DefaultOnly,
+    /// Only as the group action of a one-shot action profile set: neither
+    /// directly in entries nor as the default action.
+    GroupAction,
+}
+
+impl ActionScope {
+    /// The scope of a P4Info action reference, or `None` for a scope value
+    /// this version of P4Runtime does not know.
+    #[must_use]
+    pub fn of(action_ref: &p4info::ActionRef) -> Option<Self> {
+        match action_ref::Scope::try_from(action_ref.scope) {
+            Ok(action_ref::Scope::TableAndDefault) => Some(Self::TableAndDefault),
+            Ok(action_ref::Scope::TableOnly) => Some(Self::TableOnly),
+            Ok(action_ref::Scope::DefaultOnly) => Some(Self::DefaultOnly),
+            Ok(action_ref::Scope::GroupAction) => Some(Self::GroupAction),
+            Err(_) => None,
+        }
+    }
+
+    /// Whether entries may run the action directly.
+    #[must_use]
+    pub fn allows_entries(self) -> bool {
+        matches!(self, Self::TableAndDefault | Self::TableOnly)
+    }
+
+    /// Whether the action may be the table's default action.
+    #[must_use]
+    pub fn allows_default(self) -> bool {
+        matches!(self, Self::TableAndDefault | Self::DefaultOnly)
+    }
+}
+
+impl fmt::Display for ActionScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TableAndDefault => "table and default",
+            Self::TableOnly => "@tableonly",
+            Self::DefaultOnly => "@defaultonly",
+            Self::GroupAction => "a group action",
+        })
+    }
+}
+
+/// An action a table can run, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionRefInfo {
+    /// Id of the action.
+    pub id: u32,
+    /// Where the table may run it.
+    pub scope: ActionScope,
+}
+
+/// A value given to an action parameter in the P4Info.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionArgument {
+    /// `Action.Param.param_id` of the parameter.
+    pub param_id: u32,
+    /// The value, a P4Runtime bytestring.
+    pub value: Vec<u8>,
+}
+
+/// An action with its arguments, as the P4Info gives a table's initial
+/// default action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionCallInfo {
+    /// Id of the action.
+    pub action_id: u32,
+    /// One per parameter of the action, in P4Info order.
+    pub arguments: Vec<ActionArgument>,
+}
+
 /// A field of a table key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchFieldInfo {
@@ -137,13 +220,22 @@ pub struct TableInfo {
     pub alias: String,
     /// Key fields, in P4Info order.
     pub match_fields: Vec<MatchFieldInfo>,
-    /// Ids of the actions the table can run, in P4Info order.
+    /// Ids of the actions the table can run, in P4Info order: the ids of
+    /// [`action_refs`](Self::action_refs), for callers that ignore scopes.
     pub action_ids: Vec<u32>,
+    /// The actions the table can run with their scopes, in P4Info order.
+    pub action_refs: Vec<ActionRefInfo>,
     /// The default action: the const one if the program fixes it, else the
     /// initial one (if the P4Info gives it).
     pub default_action_id: Option<u32>,
     /// The program fixes the default action.
     pub const_default_action: bool,
+    /// The default action the table starts with, with its arguments, if
+    /// the P4Info gives it.
+    pub initial_default_action: Option<ActionCallInfo>,
+    /// The program fixes the entries (`const entries`): the control plane
+    /// cannot write them.
+    pub is_const_table: bool,
     /// Id of the direct counter attached to the table.
     pub direct_counter_id: Option<u32>,
     /// Capacity requested by the program.
@@ -167,10 +259,57 @@ impl TableInfo {
             })
     }
 
-    /// Whether the table can run the action with this id.
+    /// The key field with this id.
+    #[must_use]
+    pub fn match_field_by_id(&self, id: u32) -> Option<&MatchFieldInfo> {
+        self.match_fields.iter().find(|f| f.id == id)
+    }
+
+    /// Whether entries need a priority (P4Runtime §9.1: the key has a
+    /// ternary, range or optional field).
+    #[must_use]
+    pub fn needs_priority(&self) -> bool {
+        self.match_fields.iter().any(|f| {
+            matches!(
+                f.match_kind,
+                MatchKind::Ternary | MatchKind::Range | MatchKind::Optional
+            )
+        })
+    }
+
+    /// Whether the table can run the action with this id, in entries or as
+    /// default action (scopes ignored).
     #[must_use]
     pub fn allows_action(&self, action_id: u32) -> bool {
         self.action_ids.contains(&action_id)
+    }
+
+    /// Where the table may run the action with this id; `None` when it
+    /// cannot run it at all.
+    #[must_use]
+    pub fn action_scope(&self, action_id: u32) -> Option<ActionScope> {
+        self.action_refs
+            .iter()
+            .find(|r| r.id == action_id)
+            .map(|r| r.scope)
+    }
+
+    /// Whether entries of the table may run the action with this id (it is
+    /// one of the table's actions, and not `@defaultonly` or a group
+    /// action).
+    #[must_use]
+    pub fn allows_entry_action(&self, action_id: u32) -> bool {
+        self.action_scope(action_id)
+            .is_some_and(ActionScope::allows_entries)
+    }
+
+    /// Whether the action with this id may be the table's default action
+    /// (it is one of the table's actions, and not `@tableonly` or a group
+    /// action).
+    #[must_use]
+    pub fn allows_default_action(&self, action_id: u32) -> bool {
+        self.action_scope(action_id)
+            .is_some_and(ActionScope::allows_default)
     }
 }
 
@@ -213,6 +352,12 @@ impl ActionInfo {
                 param: name.to_owned(),
                 known: self.params.iter().map(|p| p.name.clone()).collect(),
             })
+    }
+
+    /// The parameter with this id.
+    #[must_use]
+    pub fn param_by_id(&self, id: u32) -> Option<&ParamInfo> {
+        self.params.iter().find(|p| p.id == id)
     }
 }
 
@@ -266,6 +411,11 @@ pub struct ControllerHeaderInfo {
     pub name: String,
     /// Short name (the same as `name` for p4c).
     pub alias: String,
+    /// What the header is for: the argument of its
+    /// `@controller_header("...")` annotation (`packet_in`, `packet_out`),
+    /// or its name when it has none. p4c names the header after the
+    /// annotation, but a P4Info written by hand need not.
+    pub annotation_name: String,
     /// Fields, in header order.
     pub fields: Vec<MetadataFieldInfo>,
 }
@@ -286,6 +436,27 @@ impl ControllerHeaderInfo {
             }
         })
     }
+
+    /// The field with this id.
+    #[must_use]
+    pub fn field_by_id(&self, id: u32) -> Option<&MetadataFieldInfo> {
+        self.fields.iter().find(|f| f.id == id)
+    }
+}
+
+/// The argument of a `@controller_header("...")` annotation among
+/// `annotations`.
+fn controller_header_annotation(annotations: &[String]) -> Option<&str> {
+    annotations.iter().find_map(|annotation| {
+        let argument = annotation
+            .trim()
+            .strip_prefix("@controller_header")?
+            .trim_start()
+            .strip_prefix('(')?
+            .strip_suffix(')')?
+            .trim();
+        Some(argument.trim_matches('"'))
+    })
 }
 
 /// Identity of an indexed object.
@@ -389,6 +560,8 @@ struct Inner {
     counters: Registry<CounterInfo>,
     direct_counters: Registry<DirectCounterInfo>,
     controller_headers: Registry<ControllerHeaderInfo>,
+    /// Index into `controller_headers` by annotation name.
+    controller_headers_by_annotation: HashMap<String, usize>,
 }
 
 /// Lookup of the tables, actions, counters, direct counters and controller
@@ -413,6 +586,35 @@ fn bitwidth(what: impl FnOnce() -> String, bitwidth: i32, problems: &mut Vec<Str
         problems.push(format!("{} has negative bitwidth {bitwidth}", what()));
         0
     })
+}
+
+/// Reports arguments of a call of `action` (from the P4Info of table
+/// `owner`) that name no parameter, name one twice, or leave one out.
+fn check_arguments(
+    owner: &str,
+    action: &ActionInfo,
+    arguments: &[ActionArgument],
+    problems: &mut Vec<String>,
+) {
+    let what = format!("{owner}: initial default action {:?}", action.name);
+    let mut given = HashSet::new();
+    for argument in arguments {
+        match action.param_by_id(argument.param_id) {
+            None => problems.push(format!(
+                "{what} has an argument for parameter id {}, which does not exist",
+                argument.param_id
+            )),
+            Some(param) if !given.insert(param.id) => {
+                problems.push(format!("{what} gives parameter {:?} twice", param.name));
+            }
+            Some(_) => {}
+        }
+    }
+    for param in &action.params {
+        if !given.contains(&param.id) {
+            problems.push(format!("{what} lacks parameter {:?}", param.name));
+        }
+    }
 }
 
 /// Reports duplicate names or ids among the members of one object.
@@ -440,8 +642,11 @@ impl P4InfoIndex {
     /// # Errors
     ///
     /// [`P4InfoError::Inconsistent`], listing every problem, when ids are
-    /// not unique, names are not unique within a kind, or a table, direct
-    /// counter or default action refers to an object that does not exist.
+    /// 0 or not unique, names are not unique within a kind, a table, direct
+    /// counter or default action refers to an object that does not exist,
+    /// a default action is `@tableonly`, the arguments of an initial
+    /// default action do not match its parameters, or two controller
+    /// headers have the same `@controller_header` name.
     pub fn new(p4info: &P4Info) -> Result<Self> {
         let mut problems = Vec::new();
 
@@ -453,10 +658,14 @@ impl P4InfoIndex {
                 problems.push(format!("a {kind} has no preamble"));
                 continue;
             };
+            if preamble.id == 0 {
+                // Id 0 means "none" wherever P4Runtime refers to an object.
+                problems.push(format!("{kind} {:?} has id 0", preamble.name));
+            }
             if let Some((other_kind, other)) = ids.insert(preamble.id, (kind, &preamble.name)) {
                 problems.push(format!(
-                    "{kind} {:?} and {other_kind} {other:?} share id {:#010x}",
-                    preamble.name, preamble.id
+                    "id {:#010x} is used twice: by {other_kind} {other:?} and by {kind} {:?}",
+                    preamble.id, preamble.name
                 ));
             }
         }
@@ -559,9 +768,10 @@ impl P4InfoIndex {
                     match_fields.iter().map(|f| (f.id, f.name.as_str())),
                     &mut problems,
                 );
-                let table_action_ids: Vec<u32> = table.action_refs.iter().map(|r| r.id).collect();
+                let mut action_refs = Vec::with_capacity(table.action_refs.len());
                 let mut seen = HashSet::new();
-                for &action in &table_action_ids {
+                for action_ref in &table.action_refs {
+                    let action = action_ref.id;
                     if !action_ids.contains(&action) {
                         problems.push(format!(
                             "{owner} refers to action id {action:#010x}, which does not exist"
@@ -570,7 +780,16 @@ impl P4InfoIndex {
                     if !seen.insert(action) {
                         problems.push(format!("{owner} refers to action id {action:#010x} twice"));
                     }
+                    let scope = ActionScope::of(action_ref).unwrap_or_else(|| {
+                        problems.push(format!(
+                            "{owner}: action id {action:#010x} has unknown scope {}",
+                            action_ref.scope
+                        ));
+                        ActionScope::TableAndDefault
+                    });
+                    action_refs.push(ActionRefInfo { id: action, scope });
                 }
+                let table_action_ids: Vec<u32> = action_refs.iter().map(|r| r.id).collect();
                 let (default_action_id, const_default_action) = if table.const_default_action_id != 0
                 {
                     (Some(table.const_default_action_id), true)
@@ -580,13 +799,35 @@ impl P4InfoIndex {
                         false,
                     )
                 };
-                if let Some(default) = default_action_id
-                    && !table_action_ids.contains(&default)
-                {
-                    problems.push(format!(
-                        "{owner}: default action id {default:#010x} is not one of its actions"
-                    ));
+                if let Some(default) = default_action_id {
+                    match action_refs.iter().find(|r| r.id == default) {
+                        None => problems.push(format!(
+                            "{owner}: default action id {default:#010x} is not one of its actions"
+                        )),
+                        Some(r) if !r.scope.allows_default() => problems.push(format!(
+                            "{owner}: default action id {default:#010x} is {}",
+                            r.scope
+                        )),
+                        Some(_) => {}
+                    }
                 }
+                let initial_default_action = table.initial_default_action.as_ref().map(|call| {
+                    let call = ActionCallInfo {
+                        action_id: call.action_id,
+                        arguments: call
+                            .arguments
+                            .iter()
+                            .map(|a| ActionArgument {
+                                param_id: a.param_id,
+                                value: a.value.clone(),
+                            })
+                            .collect(),
+                    };
+                    if let Some(action) = actions.iter().find(|a| a.id == call.action_id) {
+                        check_arguments(&owner, action, &call.arguments, &mut problems);
+                    }
+                    call
+                });
                 let mut direct_counter_id = None;
                 for &resource in &table.direct_resource_ids {
                     if let Some(counter) = direct_counters.iter().find(|c| c.id == resource) {
@@ -619,8 +860,11 @@ impl P4InfoIndex {
                     alias,
                     match_fields,
                     action_ids: table_action_ids,
+                    action_refs,
                     default_action_id,
                     const_default_action,
+                    initial_default_action,
+                    is_const_table: table.is_const_table,
                     direct_counter_id,
                     size: table.size,
                 }
@@ -657,6 +901,9 @@ impl P4InfoIndex {
             .iter()
             .map(|h| {
                 let (id, name, alias) = preamble_of(h.preamble.as_ref());
+                let annotations = h.preamble.as_ref().map_or(&[][..], |p| &p.annotations);
+                let annotation_name = controller_header_annotation(annotations)
+                    .map_or_else(|| name.clone(), str::to_owned);
                 let fields = h
                     .metadata
                     .iter()
@@ -680,10 +927,23 @@ impl P4InfoIndex {
                     id,
                     name,
                     alias,
+                    annotation_name,
                     fields,
                 }
             })
             .collect();
+
+        let mut controller_headers_by_annotation = HashMap::new();
+        for (i, header) in controller_headers.iter().enumerate() {
+            if let Some(other) =
+                controller_headers_by_annotation.insert(header.annotation_name.clone(), i)
+            {
+                problems.push(format!(
+                    "controller headers {:?} and {:?} are both @controller_header({:?})",
+                    controller_headers[other].name, header.name, header.annotation_name
+                ));
+            }
+        }
 
         let inner = Inner {
             p4info: p4info.clone(),
@@ -700,6 +960,7 @@ impl P4InfoIndex {
                 controller_headers,
                 &mut problems,
             ),
+            controller_headers_by_annotation,
         };
         if !problems.is_empty() {
             return Err(P4InfoError::Inconsistent { problems });
@@ -763,7 +1024,10 @@ impl P4InfoIndex {
         &self.inner.actions.items
     }
 
-    /// The action `action` (name or alias) as run by `table`.
+    /// The action `action` (name or alias) as run by `table`, in entries or
+    /// as default action: scopes are not checked here (see
+    /// [`TableInfo::allows_entry_action`] and
+    /// [`TableInfo::allows_default_action`]).
     ///
     /// # Errors
     ///
@@ -888,6 +1152,31 @@ impl P4InfoIndex {
     /// [`P4InfoError::IdNotFound`].
     pub fn controller_header_by_id(&self, id: u32) -> Result<&ControllerHeaderInfo> {
         self.inner.controller_headers.get_by_id(id)
+    }
+
+    /// The controller header annotated `@controller_header("<name>")`
+    /// (`packet_in`, `packet_out`); a header without the annotation
+    /// stands for its own name. See
+    /// [`ControllerHeaderInfo::annotation_name`].
+    ///
+    /// # Errors
+    ///
+    /// [`P4InfoError::NotFound`], listing the annotation names there are.
+    pub fn controller_header_by_annotation(&self, name: &str) -> Result<&ControllerHeaderInfo> {
+        let headers = &self.inner.controller_headers;
+        self.inner
+            .controller_headers_by_annotation
+            .get(name)
+            .map(|&i| &headers.items[i])
+            .ok_or_else(|| P4InfoError::NotFound {
+                kind: ObjectKind::ControllerPacketMetadata,
+                name: name.to_owned(),
+                known: headers
+                    .items
+                    .iter()
+                    .map(|h| h.annotation_name.clone())
+                    .collect(),
+            })
     }
 
     /// Every controller header, in P4Info order.

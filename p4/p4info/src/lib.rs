@@ -18,8 +18,9 @@ use std::sync::OnceLock;
 pub use compare::{Difference, compare};
 pub use error::{ObjectKind, P4InfoError, Result};
 pub use index::{
-    ActionInfo, ControllerHeaderInfo, CounterInfo, CounterUnit, DirectCounterInfo, MatchFieldInfo,
-    MatchKind, MetadataFieldInfo, P4InfoIndex, ParamInfo, TableInfo,
+    ActionArgument, ActionCallInfo, ActionInfo, ActionRefInfo, ActionScope, ControllerHeaderInfo,
+    CounterInfo, CounterUnit, DirectCounterInfo, MatchFieldInfo, MatchKind, MetadataFieldInfo,
+    P4InfoIndex, ParamInfo, TableInfo,
 };
 pub use text::parse_text;
 pub use umbra_proto::p4::config::v1::P4Info;

@@ -186,8 +186,12 @@ pub async fn serve(
         )
         .await;
     packet_in_task.abort();
-    if let Ok(dataplane) = Arc::try_unwrap(dataplane) {
-        dataplane.shutdown();
+    match Arc::try_unwrap(dataplane) {
+        Ok(dataplane) => {
+            let stats = dataplane.shutdown();
+            tracing::info!(?stats, "dataplane stopped");
+        }
+        Err(dataplane) => tracing::info!(stats = ?dataplane.stats(), "dataplane stopping"),
     }
     result.map_err(SwitchError::Serve)
 }

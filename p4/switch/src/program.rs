@@ -711,7 +711,7 @@ impl Program {
             .fields
             .iter()
             .zip(values)
-            .filter(|(field, _)| !field.name.starts_with('_'))
+            // Every field, padding included, as bmv2 sends them.
             .map(|(field, value)| PacketMetadata {
                 metadata_id: field.id,
                 value: codec::encode(value),

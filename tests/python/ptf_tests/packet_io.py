@@ -4,13 +4,10 @@ yields a packet-in carrying the frame and its ingress port."""
 import ptf.ptfutils
 import ptf.testutils as tu
 
+from umbra_p4rt import CPU_PORT
 from umbra_ptf import (
-    ALL_PORTS, CLIENT, MONITOR, SERVER, SHADOW_C, UmbraTest, tcp_packet, udp_packet,
+    ALL_PORTS, CLIENT, SERVER, SHADOW_C, UmbraTest, tcp_packet, udp_packet,
 )
-
-CPU_PORT = 255
-TIMEOUT = 2.0
-
 
 class PacketIo(UmbraTest):
     def runTest(self):
@@ -34,7 +31,7 @@ class PacketIo(UmbraTest):
         punted = []
         for port, frame in ((SHADOW_C, tcp_packet(length=222)), (CLIENT, tcp_packet(length=99))):
             tu.send_packet(self, port, frame)
-            packet_in = self.ctl.packet_in(timeout=TIMEOUT)
+            packet_in = self.ctl.packet_in(timeout=ptf.ptfutils.default_timeout)
             self.assertIsNotNone(packet_in, f"no packet-in for a frame from port {port}")
             payload, metadata = packet_in
             self.assertEqual(payload, bytes(frame))

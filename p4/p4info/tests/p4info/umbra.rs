@@ -349,7 +349,7 @@ fn inconsistent_p4info_is_rejected_with_every_problem() {
     assert_eq!(
         problems,
         &[
-            r#"action "UmbraIngress.forward_to_port" and action "UmbraIngress.set_service" share id 0x01000201"#,
+            r#"id 0x01000201 is used twice: by action "UmbraIngress.set_service" and by action "UmbraIngress.forward_to_port""#,
             r#"direct counter "UmbraIngress.steer_hits" is attached to table id 0x02000199, which does not exist"#,
             // forward_to_port's old id now dangles too.
             r#"table "UmbraIngress.port_classify" refers to action id 0x01000202, which does not exist"#,

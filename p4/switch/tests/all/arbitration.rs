@@ -55,8 +55,14 @@ async fn first_controller_is_primary_and_a_lower_id_is_told_who_is() {
         (Code::AlreadyExists, Some(10)),
         "a backup learns the primary's election id"
     );
-    assert_eq!(empty_write(&mut client, "", Some(10)).await, Code::FailedPrecondition);
-    assert_eq!(empty_write(&mut client, "", Some(5)).await, Code::PermissionDenied);
+    assert_eq!(
+        empty_write(&mut client, "", Some(10)).await,
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        empty_write(&mut client, "", Some(5)).await,
+        Code::PermissionDenied
+    );
 }
 
 #[tokio::test]
@@ -80,8 +86,14 @@ async fn higher_election_id_takes_over_and_everyone_is_told() {
     let backup = b.next_arbitration().await;
     assert_eq!(arbitration_status(&backup), (Code::AlreadyExists, Some(20)));
 
-    assert_eq!(empty_write(&mut client, "", Some(10)).await, Code::PermissionDenied);
-    assert_eq!(empty_write(&mut client, "", Some(20)).await, Code::FailedPrecondition);
+    assert_eq!(
+        empty_write(&mut client, "", Some(10)).await,
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        empty_write(&mut client, "", Some(20)).await,
+        Code::FailedPrecondition
+    );
 }
 
 #[tokio::test]
@@ -100,8 +112,14 @@ async fn primary_disconnect_leaves_backups_without_primary() {
         (Code::NotFound, Some(10)),
         "no primary; the highest id seen is still reported"
     );
-    assert_eq!(empty_write(&mut client, "", Some(10)).await, Code::PermissionDenied);
-    assert_eq!(empty_write(&mut client, "", Some(5)).await, Code::PermissionDenied);
+    assert_eq!(
+        empty_write(&mut client, "", Some(10)).await,
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        empty_write(&mut client, "", Some(5)).await,
+        Code::PermissionDenied
+    );
 }
 
 #[tokio::test]
@@ -121,7 +139,10 @@ async fn highest_election_id_ever_seen_decides_after_the_primary_left() {
     let mut d = Controller::open(&mut client).await;
     let update = d.arbitrate(Some(7), "").await;
     assert_eq!(arbitration_status(&update), (Code::NotFound, Some(10)));
-    assert_eq!(empty_write(&mut client, "", Some(7)).await, Code::PermissionDenied);
+    assert_eq!(
+        empty_write(&mut client, "", Some(7)).await,
+        Code::PermissionDenied
+    );
 
     // The same highest id reconnecting is primary again; everyone is told.
     let mut a2 = Controller::open(&mut client).await;
@@ -131,7 +152,10 @@ async fn highest_election_id_ever_seen_decides_after_the_primary_left() {
         let update = backup.next_arbitration().await;
         assert_eq!(arbitration_status(&update), (Code::AlreadyExists, Some(10)));
     }
-    assert_eq!(empty_write(&mut client, "", Some(10)).await, Code::FailedPrecondition);
+    assert_eq!(
+        empty_write(&mut client, "", Some(10)).await,
+        Code::FailedPrecondition
+    );
 }
 
 #[tokio::test]
@@ -147,7 +171,10 @@ async fn primary_lowering_its_own_id_leaves_no_primary() {
     assert_eq!(arbitration_status(&update), (Code::NotFound, Some(10)));
     let update = b.next_arbitration().await;
     assert_eq!(arbitration_status(&update), (Code::NotFound, Some(10)));
-    assert_eq!(empty_write(&mut client, "", Some(3)).await, Code::PermissionDenied);
+    assert_eq!(
+        empty_write(&mut client, "", Some(3)).await,
+        Code::PermissionDenied
+    );
 }
 
 #[tokio::test]
@@ -159,9 +186,12 @@ async fn controller_without_election_id_is_a_backup() {
     assert_eq!(
         arbitration_status(&update),
         (Code::NotFound, None),
-        "no primary ever: election_id is left unset (spec "Client Arbitration Notifications")"
+        "no primary ever: election_id is left unset (spec: Client Arbitration Notifications)"
     );
-    assert_eq!(empty_write(&mut client, "", None).await, Code::PermissionDenied);
+    assert_eq!(
+        empty_write(&mut client, "", None).await,
+        Code::PermissionDenied
+    );
 
     // Any id is higher than an unset one.
     let mut b = Controller::open(&mut client).await;
@@ -181,10 +211,18 @@ async fn duplicate_election_id_closes_the_stream_with_invalid_argument() {
 
     b.send_arbitration(DEVICE_ID, Some(10), "").await;
     let status = b.closed_with_error().await;
-    assert_eq!(status.code(), Code::InvalidArgument, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{}",
+        describe(&status)
+    );
 
     // The primary is unaffected.
-    assert_eq!(empty_write(&mut client, "", Some(10)).await, Code::FailedPrecondition);
+    assert_eq!(
+        empty_write(&mut client, "", Some(10)).await,
+        Code::FailedPrecondition
+    );
     let update = a.arbitrate(Some(10), "").await;
     assert_eq!(arbitration_status(&update), (Code::Ok, Some(10)));
 }
@@ -198,7 +236,10 @@ async fn wrong_device_id_closes_the_stream_with_not_found() {
     let status = a.closed_with_error().await;
     assert_eq!(status.code(), Code::NotFound, "{}", describe(&status));
     // It never became primary.
-    assert_eq!(empty_write(&mut client, "", Some(10)).await, Code::PermissionDenied);
+    assert_eq!(
+        empty_write(&mut client, "", Some(10)).await,
+        Code::PermissionDenied
+    );
 }
 
 #[tokio::test]
@@ -226,7 +267,10 @@ async fn roles_are_arbitrated_independently() {
         empty_write(&mut client, "steering", Some(10)).await,
         Code::FailedPrecondition
     );
-    assert_eq!(empty_write(&mut client, "steering", Some(5)).await, Code::PermissionDenied);
+    assert_eq!(
+        empty_write(&mut client, "steering", Some(5)).await,
+        Code::PermissionDenied
+    );
     assert_eq!(
         empty_write(&mut client, "", Some(10)).await,
         Code::PermissionDenied,
@@ -243,7 +287,32 @@ async fn roles_are_arbitrated_independently() {
         (Code::Ok, Some(10)),
         "telemetry's primary got no notification for steering's change"
     );
-    assert_eq!(empty_write(&mut client, "steering", Some(10)).await, Code::PermissionDenied);
+    assert_eq!(
+        empty_write(&mut client, "steering", Some(10)).await,
+        Code::PermissionDenied
+    );
+}
+
+/// Spec "Rules for Handling MasterArbitrationUpdate Messages": when a
+/// controller "becomes, or stays, primary" and "there was a previous
+/// primary, including this controller", the server "notifies all controllers
+/// other than the new primary client" and then the primary. A primary that
+/// re-sends its arbitration therefore causes a notification to its backups.
+#[tokio::test]
+async fn primary_rearbitrating_notifies_the_backups() {
+    let switch = Switch::start().await;
+    let mut client = switch.client().await;
+    let mut a = Controller::open(&mut client).await;
+    let mut b = Controller::open(&mut client).await;
+    a.arbitrate(Some(10), "").await;
+    b.arbitrate(Some(5), "").await;
+
+    let update = a.arbitrate(Some(10), "").await;
+    assert_eq!(arbitration_status(&update), (Code::Ok, Some(10)));
+    // Nothing else happens, so the backup's next message can only be that
+    // advisory; without it this waits until WAIT and fails.
+    let update = b.next_arbitration().await;
+    assert_eq!(arbitration_status(&update), (Code::AlreadyExists, Some(10)));
 }
 
 /// Spec "Rules for Handling MasterArbitrationUpdate Messages" (2.b): a live controller naming another role is terminated with
@@ -256,7 +325,12 @@ async fn changing_role_on_a_live_stream_is_failed_precondition() {
     a.arbitrate(Some(10), "steering").await;
     a.send_arbitration(DEVICE_ID, Some(10), "telemetry").await;
     let status = a.closed_with_error().await;
-    assert_eq!(status.code(), Code::FailedPrecondition, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        describe(&status)
+    );
 }
 
 /// Spec "Rules for Handling MasterArbitrationUpdate Messages" (2.a): a live controller naming another device id is terminated
@@ -269,7 +343,12 @@ async fn changing_device_on_a_live_stream_is_failed_precondition() {
     a.arbitrate(Some(10), "").await;
     a.send_arbitration(DEVICE_ID + 1, Some(10), "").await;
     let status = a.closed_with_error().await;
-    assert_eq!(status.code(), Code::FailedPrecondition, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        describe(&status)
+    );
 }
 
 /// Spec "Rules for Handling MasterArbitrationUpdate Messages" (1.c): a `role.config` that does not match the agreed scheme
@@ -292,7 +371,12 @@ async fn role_config_is_refused_with_invalid_argument() {
     }
     a.send(request).await;
     let status = a.closed_with_error().await;
-    assert_eq!(status.code(), Code::InvalidArgument, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{}",
+        describe(&status)
+    );
 }
 
 #[tokio::test]
@@ -300,7 +384,10 @@ async fn writes_and_pipeline_changes_need_the_primary() {
     let mut session = Session::start().await;
     let mut backup = Controller::open(&mut session.client).await;
     let update = backup.arbitrate(Some(PRIMARY_ID - 1), "").await;
-    assert_eq!(arbitration_status(&update), (Code::AlreadyExists, Some(PRIMARY_ID)));
+    assert_eq!(
+        arbitration_status(&update),
+        (Code::AlreadyExists, Some(PRIMARY_ID))
+    );
 
     let one = || vec![insert(classify(1, 1, 0))];
     for (election_id, why) in [
@@ -318,8 +405,16 @@ async fn writes_and_pipeline_changes_need_the_primary() {
             })
             .await
             .expect_err(why);
-        assert_eq!(status.code(), Code::PermissionDenied, "{why}: {}", describe(&status));
-        assert!(status.details().is_empty(), "RPC-wide errors carry no details");
+        assert_eq!(
+            status.code(),
+            Code::PermissionDenied,
+            "{why}: {}",
+            describe(&status)
+        );
+        assert!(
+            status.details().is_empty(),
+            "RPC-wide errors carry no details"
+        );
     }
     let status = session
         .client
@@ -344,16 +439,18 @@ async fn writes_and_pipeline_changes_need_the_primary() {
         })
         .await
         .expect_err("a backup cannot set the pipeline");
-    assert_eq!(status.code(), Code::PermissionDenied, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "{}",
+        describe(&status)
+    );
 
     // Nothing was written, and reads need no arbitration at all.
     let mut reader = session.switch.client().await;
-    let found = crate::harness::read(
-        &mut reader,
-        vec![table_entry_entity(Default::default())],
-    )
-    .await
-    .expect("anyone may read");
+    let found = crate::harness::read(&mut reader, vec![table_entry_entity(Default::default())])
+        .await
+        .expect("anyone may read");
     assert!(found.is_empty(), "{found:?}");
     session.write_ok(one()).await;
 }
@@ -372,12 +469,22 @@ async fn write_and_read_before_any_pipeline_are_failed_precondition() {
     )
     .await
     .expect_err("no pipeline");
-    assert_eq!(status.code(), Code::FailedPrecondition, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        describe(&status)
+    );
 
     let status = crate::harness::read(&mut client, vec![table_entry_entity(Default::default())])
         .await
         .expect_err("no pipeline");
-    assert_eq!(status.code(), Code::FailedPrecondition, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        describe(&status)
+    );
 
     // The device check comes first for reads as well.
     let status = client
@@ -387,10 +494,12 @@ async fn write_and_read_before_any_pipeline_are_failed_precondition() {
             ..Default::default()
         })
         .await
-        .err()
-        .expect("unknown device");
+        .expect_err("unknown device");
     assert_eq!(status.code(), Code::NotFound, "{}", describe(&status));
 
     // Arbitration is checked before the pipeline (spec "Write RPC" order).
-    assert_eq!(empty_write(&mut client, "", Some(1)).await, Code::PermissionDenied);
+    assert_eq!(
+        empty_write(&mut client, "", Some(1)).await,
+        Code::PermissionDenied
+    );
 }

@@ -10,7 +10,8 @@ use umbra_proto::p4::v1::{
 
 use crate::harness::{
     Session, assert_codes, call, classify, clone_session, clone_session_entity, counter_entity,
-    counter_id, counts, default_entry, direct_counter_entity, insert, modify, select, sorted, write,
+    counter_id, counts, default_entry, direct_counter_entity, insert, modify, select, sorted,
+    write,
 };
 
 /// Everything a batch below can touch, as read back.
@@ -60,7 +61,10 @@ fn batch(bad: &[usize]) -> Vec<umbra_proto::p4::v1::Update> {
         insert(select(10, 2)),
         modify(select(1, 7)),
         crate::harness::delete(classify(2, 0, 0)),
-        modify(default_entry("service_selector", Some(call("set_active_device", &[("device", vec![9])])))),
+        modify(default_entry(
+            "service_selector",
+            Some(call("set_active_device", &[("device", vec![9])])),
+        )),
         crate::harness::update(
             update::Type::Insert,
             clone_session_entity(clone_session(6, &[(8, 1)])),
@@ -115,7 +119,13 @@ async fn all_or_nothing_modes_apply_nothing_when_one_update_fails() {
             let before = snapshot(&mut session).await;
             let result = write(&mut session.client, batch(bad), atomicity).await;
             let expected: Vec<Code> = (0..7)
-                .map(|i| if bad.contains(&i) { Code::NotFound } else { Code::Aborted })
+                .map(|i| {
+                    if bad.contains(&i) {
+                        Code::NotFound
+                    } else {
+                        Code::Aborted
+                    }
+                })
                 .collect();
             assert_codes(&result, &expected);
             assert_eq!(

@@ -7,10 +7,12 @@ use bytes::{Buf as _, BufMut as _};
 use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::{Code, Status, Streaming};
 use umbra_proto::p4::v1::{CapabilitiesRequest, StreamMessageResponse, stream_message_response};
 
 use crate::harness::{
@@ -57,13 +59,12 @@ impl Decoder for RawCodec {
     }
 }
 
-/// Opens StreamChannel on a fresh connection and sends `messages` as raw
-/// message bodies; returns the response bodies the switch sent until it
-/// ended the stream, and how it ended (`None`: OK).
-async fn raw_stream_channel(
+/// Opens StreamChannel on a fresh connection; what is sent on the returned
+/// queue goes out as raw message bodies. The request stream stays open
+/// until the queue is dropped, so that only the switch ends the call early.
+async fn open_raw_stream_channel(
     session: &Session,
-    messages: Vec<Vec<u8>>,
-) -> (Vec<Vec<u8>>, Option<Status>) {
+) -> (mpsc::Sender<Vec<u8>>, Result<Streaming<Vec<u8>>, Status>) {
     let channel = Channel::from_shared(format!("http://{}", session.switch.addr()))
         .expect("uri")
         .connect()
@@ -71,26 +72,23 @@ async fn raw_stream_channel(
         .expect("connect");
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
-    // Keep the request stream open after the messages, so that only the
-    // switch can end the call.
-    let requests = tokio_stream::StreamExt::chain(
-        tokio_stream::iter(messages),
-        tokio_stream::pending(),
-    );
+    let (tx, rx) = mpsc::channel(8);
     let response = tokio::time::timeout(
         WAIT,
         grpc.streaming(
-            tonic::Request::new(requests),
+            tonic::Request::new(ReceiverStream::new(rx)),
             PathAndQuery::from_static("/p4.v1.P4Runtime/StreamChannel"),
             RawCodec,
         ),
     )
     .await
     .expect("StreamChannel answers in time");
-    let mut stream = match response {
-        Ok(response) => response.into_inner(),
-        Err(status) => return (Vec::new(), Some(status)),
-    };
+    (tx, response.map(tonic::Response::into_inner))
+}
+
+/// Every response body until the switch ends the stream, and how it ended
+/// (`None`: OK).
+async fn drain(stream: &mut Streaming<Vec<u8>>) -> (Vec<Vec<u8>>, Option<Status>) {
     let mut received = Vec::new();
     loop {
         match tokio::time::timeout(WAIT, stream.message()).await {
@@ -102,13 +100,25 @@ async fn raw_stream_channel(
     }
 }
 
+/// Sends `garbage` on a fresh raw StreamChannel and returns what came back.
+async fn raw_stream_channel(session: &Session, garbage: Vec<u8>) -> (Vec<Vec<u8>>, Option<Status>) {
+    let (tx, stream) = open_raw_stream_channel(session).await;
+    tx.send(garbage).await.expect("queue");
+    let result = match stream {
+        Ok(mut stream) => drain(&mut stream).await,
+        Err(status) => (Vec::new(), Some(status)),
+    };
+    drop(tx);
+    result
+}
+
 /// Bodies that do not decode as a StreamMessageRequest.
 fn undecodable() -> Vec<Vec<u8>> {
     vec![
-        vec![0xff; 11],                   // a varint that never ends
-        vec![0x0a, 0x05, 0x08],           // field 1, 5 bytes announced, 1 given
-        vec![0x0f],                       // wire type 7 does not exist
-        vec![0x0a, 0x02, 0x1a, 0x7f],     // arbitration whose election id overflows
+        vec![0xff; 11],                     // a varint that never ends
+        vec![0x0a, 0x05, 0x08],             // field 1, 5 bytes announced, 1 given
+        vec![0x0f],                         // wire type 7 does not exist
+        vec![0x0a, 0x02, 0x1a, 0x7f],       // arbitration whose election id overflows
         b"GET / HTTP/1.1\r\n\r\n".to_vec(), // field 8, wire type 7
     ]
 }
@@ -132,7 +142,33 @@ async fn assert_still_serving(session: &mut Session) {
         .await;
     let mut backup = Controller::open(&mut fresh).await;
     let update = backup.arbitrate(Some(PRIMARY_ID - 1), "").await;
-    assert_eq!(arbitration_status(&update), (Code::AlreadyExists, Some(PRIMARY_ID)));
+    assert_eq!(
+        arbitration_status(&update),
+        (Code::AlreadyExists, Some(PRIMARY_ID))
+    );
+}
+
+/// After the primary's stream broke: the switch answers Capabilities and
+/// refuses the old primary's writes.
+async fn assert_still_serving_without_primary(session: &mut Session) {
+    session.switch.assert_serving();
+    let mut fresh = session.switch.client().await;
+    fresh
+        .capabilities(CapabilitiesRequest {
+            device_id: DEVICE_ID,
+        })
+        .await
+        .expect("Capabilities");
+    let status = session
+        .write(vec![insert(classify(7, 7, 0))])
+        .await
+        .expect_err("there is no primary");
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "{}",
+        describe(&status)
+    );
 }
 
 #[tokio::test]
@@ -143,8 +179,11 @@ async fn undecodable_stream_messages_end_only_their_stream() {
             umbra_proto::p4::v1::StreamMessageRequest::decode(garbage.as_slice()).is_err(),
             "{garbage:?} must not decode"
         );
-        let (received, end) = raw_stream_channel(&session, vec![garbage.clone()]).await;
-        assert!(received.is_empty(), "{garbage:?}: unexpected answers {received:?}");
+        let (received, end) = raw_stream_channel(&session, garbage.clone()).await;
+        assert!(
+            received.is_empty(),
+            "{garbage:?}: unexpected answers {received:?}"
+        );
         if let Some(status) = end {
             assert_ne!(status.code(), Code::Ok, "{}", describe(&status));
         }
@@ -158,27 +197,51 @@ async fn garbage_after_arbitration_breaks_that_controller_only() {
     let mut backup = Controller::open(&mut session.client).await;
     backup.arbitrate(Some(PRIMARY_ID - 1), "").await;
 
-    // A controller becomes primary over the raw stream, then sends junk.
+    // A controller becomes primary over the raw stream.
+    let (tx, stream) = open_raw_stream_channel(&session).await;
+    let mut stream = stream.expect("StreamChannel");
     let arbitrate = arbitration_request(DEVICE_ID, Some(PRIMARY_ID + 1), "").encode_to_vec();
-    let (received, _) =
-        raw_stream_channel(&session, vec![arbitrate, vec![0xff; 11]]).await;
-    let first = StreamMessageResponse::decode(received.first().expect("an answer").as_slice())
-        .expect("a StreamMessageResponse");
-    match first.update {
+    tx.send(arbitrate).await.expect("queue");
+    let answer = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("answered in time")
+        .expect("no error")
+        .expect("an answer");
+    match StreamMessageResponse::decode(answer.as_slice())
+        .expect("a StreamMessageResponse")
+        .update
+    {
         Some(stream_message_response::Update::Arbitration(update)) => {
-            assert_eq!(arbitration_status(&update), (Code::Ok, Some(PRIMARY_ID + 1)));
+            assert_eq!(
+                arbitration_status(&update),
+                (Code::Ok, Some(PRIMARY_ID + 1))
+            );
         }
         other => panic!("expected the arbitration answer, got {other:?}"),
     }
-
-    // Everyone heard of the takeover, then of the broken stream.
     for controller in [&mut session.primary, &mut backup] {
         let update = controller.next_arbitration().await;
-        assert_eq!(arbitration_status(&update), (Code::AlreadyExists, Some(PRIMARY_ID + 1)));
-        let update = controller.next_arbitration().await;
-        assert_eq!(arbitration_status(&update), (Code::NotFound, Some(PRIMARY_ID + 1)));
+        assert_eq!(
+            arbitration_status(&update),
+            (Code::AlreadyExists, Some(PRIMARY_ID + 1))
+        );
     }
-    session.switch.assert_serving();
+
+    // Junk on that stream ends it, and with it that primaryship.
+    tx.send(vec![0xff; 11]).await.expect("queue");
+    let (received, end) = drain(&mut stream).await;
+    assert!(received.is_empty(), "unexpected answers {received:?}");
+    if let Some(status) = end {
+        assert_ne!(status.code(), Code::Ok, "{}", describe(&status));
+    }
+    for controller in [&mut session.primary, &mut backup] {
+        let update = controller.next_arbitration().await;
+        assert_eq!(
+            arbitration_status(&update),
+            (Code::NotFound, Some(PRIMARY_ID + 1))
+        );
+    }
+    assert_still_serving_without_primary(&mut session).await;
 }
 
 #[tokio::test]
@@ -204,12 +267,17 @@ async fn junk_on_a_raw_connection_is_dropped() {
         .concat(),
     ];
     for bytes in junk {
-        let mut tcp = TcpStream::connect(session.switch.addr()).await.expect("connect");
+        let mut tcp = TcpStream::connect(session.switch.addr())
+            .await
+            .expect("connect");
         tcp.write_all(&bytes).await.expect("write");
         // The switch answers with an error (or nothing) and closes.
         let mut sink = Vec::new();
         let closed = tokio::time::timeout(WAIT, tcp.read_to_end(&mut sink)).await;
-        assert!(closed.is_ok(), "the switch kept a junk connection open for {WAIT:?}");
+        assert!(
+            closed.is_ok(),
+            "the switch kept a junk connection open for {WAIT:?}"
+        );
         assert_still_serving(&mut session).await;
     }
 }

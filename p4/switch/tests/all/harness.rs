@@ -151,7 +151,9 @@ impl Session {
 
     /// Every installed (non-default) table entry, without counters.
     pub async fn table_entries(&mut self) -> Vec<TableEntry> {
-        let found = self.read_ok(vec![table_entry_entity(TableEntry::default())]).await;
+        let found = self
+            .read_ok(vec![table_entry_entity(TableEntry::default())])
+            .await;
         found.into_iter().map(into_table_entry).collect()
     }
 }
@@ -188,7 +190,11 @@ impl Controller {
     }
 
     /// Arbitrates and returns the switch's answer.
-    pub async fn arbitrate(&mut self, election_id: Option<u128>, role: &str) -> MasterArbitrationUpdate {
+    pub async fn arbitrate(
+        &mut self,
+        election_id: Option<u128>,
+        role: &str,
+    ) -> MasterArbitrationUpdate {
         self.send_arbitration(DEVICE_ID, election_id, role).await;
         self.next_arbitration().await
     }
@@ -223,15 +229,13 @@ impl Controller {
     /// Waits for the switch to terminate the stream with an error status and
     /// returns it.
     pub async fn closed_with_error(&mut self) -> Status {
-        loop {
-            match tokio::time::timeout(WAIT, self.rx.message()).await {
-                Ok(Ok(Some(message))) => {
-                    panic!("expected the stream to be terminated, got {message:?}")
-                }
-                Ok(Ok(None)) => panic!("the stream was closed with OK, expected an error"),
-                Ok(Err(status)) => return status,
-                Err(_) => panic!("the stream was not terminated within {WAIT:?}"),
+        match tokio::time::timeout(WAIT, self.rx.message()).await {
+            Ok(Ok(Some(message))) => {
+                panic!("expected the stream to be terminated, got {message:?}")
             }
+            Ok(Ok(None)) => panic!("the stream was closed with OK, expected an error"),
+            Ok(Err(status)) => status,
+            Err(_) => panic!("the stream was not terminated within {WAIT:?}"),
         }
     }
 }
@@ -389,7 +393,11 @@ pub fn call(action_name: &str, params: &[(&str, Vec<u8>)]) -> TableAction {
 }
 
 /// A table entry of `table_name` with the given match and action.
-pub fn entry(table_name: &str, r#match: Vec<FieldMatch>, action: Option<TableAction>) -> TableEntry {
+pub fn entry(
+    table_name: &str,
+    r#match: Vec<FieldMatch>,
+    action: Option<TableAction>,
+) -> TableEntry {
     TableEntry {
         table_id: table(table_name).id,
         r#match,
@@ -405,7 +413,10 @@ pub fn classify(port: u64, service: u64, direction: u64) -> TableEntry {
         vec![exact("port_classify", "ingress_port", bytes(port))],
         Some(call(
             "set_service",
-            &[("service_id", bytes(service)), ("direction", bytes(direction))],
+            &[
+                ("service_id", bytes(service)),
+                ("direction", bytes(direction)),
+            ],
         )),
     )
 }
@@ -600,7 +611,11 @@ pub fn batch_errors(status: &Status, updates: usize) -> Vec<p4::Error> {
     let details = rpc::Status::decode(status.details())
         .unwrap_or_else(|e| panic!("grpc-status-details-bin is not a google.rpc.Status: {e}"));
     assert_eq!(details.code, Code::Unknown as i32, "google.rpc.Status code");
-    assert_eq!(details.message, status.message(), "google.rpc.Status message");
+    assert_eq!(
+        details.message,
+        status.message(),
+        "google.rpc.Status message"
+    );
     assert_eq!(
         details.details.len(),
         updates,
@@ -637,7 +652,10 @@ pub fn assert_codes(result: &Result<(), Status>, expected: &[Code]) {
             if *code == Code::Ok {
                 assert_eq!(error, &p4::Error::default(), "OK errors carry nothing");
             } else {
-                assert!(!error.message.is_empty(), "error without message: {error:?}");
+                assert!(
+                    !error.message.is_empty(),
+                    "error without message: {error:?}"
+                );
             }
         }
     }

@@ -13,9 +13,9 @@ use umbra_proto::p4::v1::{
 };
 
 use crate::harness::{
-    Client, DEVICE_ID, Session, Switch, bytes, call, classify, clone_session,
-    clone_session_entity, config, counter_entity, counter_id, counts, default_entry, describe,
-    insert, modify, read, select, set_pipeline, table, table_entry_entity,
+    Client, DEVICE_ID, Session, Switch, bytes, call, classify, clone_session, clone_session_entity,
+    config, counter_entity, counter_id, counts, default_entry, describe, insert, modify, read,
+    select, set_pipeline, table, table_entry_entity,
 };
 
 /// GetForwardingPipelineConfig with `response_type`.
@@ -70,7 +70,9 @@ fn p4c_style_p4info() -> P4Info {
         }
         table.size *= 4;
         let preamble = table.preamble.as_mut().expect("preamble");
-        preamble.annotations.push(format!("@name(\"{}\")", preamble.name));
+        preamble
+            .annotations
+            .push(format!("@name(\"{}\")", preamble.name));
         preamble.doc = Some(Documentation {
             brief: format!("the {} table", preamble.alias),
             description: String::new(),
@@ -95,8 +97,14 @@ async fn install_state(session: &mut Session) {
     session
         .write_ok(vec![
             insert(classify(1, 10, 0)),
-            modify(default_entry("service_selector", Some(call("set_active_device", &[("device", bytes(3))])))),
-            crate::harness::update(update::Type::Insert, clone_session_entity(clone_session(5, &[(9, 1)]))),
+            modify(default_entry(
+                "service_selector",
+                Some(call("set_active_device", &[("device", bytes(3))])),
+            )),
+            crate::harness::update(
+                update::Type::Insert,
+                clone_session_entity(clone_session(5, &[(9, 1)])),
+            ),
             crate::harness::update(
                 update::Type::Modify,
                 counter_entity(CounterEntry {
@@ -114,7 +122,10 @@ async fn install_state(session: &mut Session) {
 async fn state(session: &mut Session) -> (usize, u32, usize, (i64, i64)) {
     let entries = session.table_entries().await.len();
     let default = session
-        .read_ok(vec![table_entry_entity(default_entry("service_selector", None))])
+        .read_ok(vec![table_entry_entity(default_entry(
+            "service_selector",
+            None,
+        ))])
         .await;
     let default = crate::harness::into_table_entry(default.into_iter().next().expect("default"));
     let default_action = match default.action.and_then(|a| a.r#type) {
@@ -133,12 +144,19 @@ async fn state(session: &mut Session) -> (usize, u32, usize, (i64, i64)) {
         })])
         .await;
     let data = match &counter[..] {
-        [umbra_proto::p4::v1::Entity {
-            entity: Some(umbra_proto::p4::v1::entity::Entity::CounterEntry(c)),
-        }] => c.data.expect("data"),
+        [
+            umbra_proto::p4::v1::Entity {
+                entity: Some(umbra_proto::p4::v1::entity::Entity::CounterEntry(c)),
+            },
+        ] => c.data.expect("data"),
         other => panic!("expected one counter entry, got {other:?}"),
     };
-    (entries, default_action, sessions, (data.packet_count, data.byte_count))
+    (
+        entries,
+        default_action,
+        sessions,
+        (data.packet_count, data.byte_count),
+    )
 }
 
 #[tokio::test]
@@ -147,16 +165,25 @@ async fn verify_checks_without_changing_anything() {
     install_state(&mut session).await;
     let before = state(&mut session).await;
 
-    set_pipeline(&mut session.client, Action::Verify, Some(config(umbra_p4info().clone(), 99)))
-        .await
-        .expect("umbra.p4 verifies");
+    set_pipeline(
+        &mut session.client,
+        Action::Verify,
+        Some(config(umbra_p4info().clone(), 99)),
+    )
+    .await
+    .expect("umbra.p4 verifies");
     assert_eq!(state(&mut session).await, before);
     assert_eq!(cookie(&mut session.client).await, Some(1));
 
     let status = set_pipeline(&mut session.client, Action::Verify, None)
         .await
         .expect_err("no config");
-    assert_eq!(status.code(), Code::InvalidArgument, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{}",
+        describe(&status)
+    );
     let status = set_pipeline(
         &mut session.client,
         Action::Verify,
@@ -164,11 +191,25 @@ async fn verify_checks_without_changing_anything() {
     )
     .await
     .expect_err("no p4info");
-    assert_eq!(status.code(), Code::InvalidArgument, "{}", describe(&status));
-    let status = set_pipeline(&mut session.client, Action::Unspecified, Some(config(umbra_p4info().clone(), 3)))
-        .await
-        .expect_err("no action");
-    assert_eq!(status.code(), Code::InvalidArgument, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{}",
+        describe(&status)
+    );
+    let status = set_pipeline(
+        &mut session.client,
+        Action::Unspecified,
+        Some(config(umbra_p4info().clone(), 3)),
+    )
+    .await
+    .expect_err("no action");
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{}",
+        describe(&status)
+    );
 }
 
 #[tokio::test]
@@ -176,14 +217,25 @@ async fn verify_alone_commits_nothing() {
     let switch = Switch::start().await;
     let mut client = switch.client().await;
     let mut primary = crate::harness::Controller::open(&mut client).await;
-    primary.arbitrate(Some(crate::harness::PRIMARY_ID), "").await;
-    set_pipeline(&mut client, Action::Verify, Some(config(umbra_p4info().clone(), 1)))
-        .await
-        .expect("verifies");
+    primary
+        .arbitrate(Some(crate::harness::PRIMARY_ID), "")
+        .await;
+    set_pipeline(
+        &mut client,
+        Action::Verify,
+        Some(config(umbra_p4info().clone(), 1)),
+    )
+    .await
+    .expect("verifies");
     let status = read(&mut client, vec![table_entry_entity(Default::default())])
         .await
         .expect_err("nothing committed");
-    assert_eq!(status.code(), Code::FailedPrecondition, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{}",
+        describe(&status)
+    );
 }
 
 #[tokio::test]
@@ -193,12 +245,21 @@ async fn verify_and_commit_clears_the_forwarding_state() {
     let drop_id = crate::harness::action_info("drop").id;
     assert_eq!(
         state(&mut session).await,
-        (1, crate::harness::action_info("set_active_device").id, 1, (3, 300))
+        (
+            1,
+            crate::harness::action_info("set_active_device").id,
+            1,
+            (3, 300)
+        )
     );
 
-    set_pipeline(&mut session.client, Action::VerifyAndCommit, Some(config(umbra_p4info().clone(), 2)))
-        .await
-        .expect("commits");
+    set_pipeline(
+        &mut session.client,
+        Action::VerifyAndCommit,
+        Some(config(umbra_p4info().clone(), 2)),
+    )
+    .await
+    .expect("commits");
     assert_eq!(
         state(&mut session).await,
         (0, drop_id, 0, (0, 0)),
@@ -228,7 +289,12 @@ async fn reconcile_and_commit_keeps_the_forwarding_state() {
     let status = set_pipeline(&mut session.client, Action::ReconcileAndCommit, None)
         .await
         .expect_err("no config");
-    assert_eq!(status.code(), Code::InvalidArgument, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{}",
+        describe(&status)
+    );
 }
 
 #[tokio::test]
@@ -237,9 +303,13 @@ async fn verify_and_save_then_commit_realizes_the_saved_config() {
     install_state(&mut session).await;
     let before = state(&mut session).await;
 
-    set_pipeline(&mut session.client, Action::VerifyAndSave, Some(config(p4c_style_p4info(), 5)))
-        .await
-        .expect("saves");
+    set_pipeline(
+        &mut session.client,
+        Action::VerifyAndSave,
+        Some(config(p4c_style_p4info(), 5)),
+    )
+    .await
+    .expect("saves");
     // Saving does not modify the forwarding state or the running config.
     assert_eq!(state(&mut session).await, before);
     assert_eq!(cookie(&mut session.client).await, Some(1));
@@ -258,7 +328,12 @@ async fn verify_and_save_then_commit_realizes_the_saved_config() {
     let status = set_pipeline(&mut session.client, Action::VerifyAndSave, None)
         .await
         .expect_err("no config");
-    assert_eq!(status.code(), Code::InvalidArgument, "{}", describe(&status));
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{}",
+        describe(&status)
+    );
 }
 
 /// Spec "SetForwardingPipelineConfig RPC", COMMIT: "Returns a NOT_FOUND error if no saved config is found,
@@ -272,9 +347,13 @@ async fn commit_without_a_saved_config_is_not_found() {
     assert_eq!(status.code(), Code::NotFound, "{}", describe(&status));
 
     // A saved config can be committed once.
-    set_pipeline(&mut session.client, Action::VerifyAndSave, Some(config(umbra_p4info().clone(), 6)))
-        .await
-        .expect("saves");
+    set_pipeline(
+        &mut session.client,
+        Action::VerifyAndSave,
+        Some(config(umbra_p4info().clone(), 6)),
+    )
+    .await
+    .expect("saves");
     set_pipeline(&mut session.client, Action::Commit, None)
         .await
         .expect("commits");
@@ -290,14 +369,31 @@ async fn commit_without_a_saved_config_is_not_found() {
 #[tokio::test]
 async fn commit_with_a_config_is_invalid_argument() {
     let mut session = Session::start().await;
-    set_pipeline(&mut session.client, Action::VerifyAndSave, Some(config(umbra_p4info().clone(), 6)))
-        .await
-        .expect("saves");
-    let status = set_pipeline(&mut session.client, Action::Commit, Some(config(umbra_p4info().clone(), 7)))
-        .await
-        .expect_err("COMMIT takes no config");
-    assert_eq!(status.code(), Code::InvalidArgument, "{}", describe(&status));
-    assert_eq!(cookie(&mut session.client).await, Some(1), "nothing was committed");
+    set_pipeline(
+        &mut session.client,
+        Action::VerifyAndSave,
+        Some(config(umbra_p4info().clone(), 6)),
+    )
+    .await
+    .expect("saves");
+    let status = set_pipeline(
+        &mut session.client,
+        Action::Commit,
+        Some(config(umbra_p4info().clone(), 7)),
+    )
+    .await
+    .expect_err("COMMIT takes no config");
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{}",
+        describe(&status)
+    );
+    assert_eq!(
+        cookie(&mut session.client).await,
+        Some(1),
+        "nothing was committed"
+    );
 }
 
 /// Spec "SetForwardingPipelineConfig RPC": after VERIFY_AND_SAVE "any subsequent Read / Write requests must
@@ -308,9 +404,13 @@ async fn commit_with_a_config_is_invalid_argument() {
 #[tokio::test]
 async fn commit_replays_the_writes_made_since_the_save() {
     let mut session = Session::start().await;
-    set_pipeline(&mut session.client, Action::VerifyAndSave, Some(config(umbra_p4info().clone(), 8)))
-        .await
-        .expect("saves");
+    set_pipeline(
+        &mut session.client,
+        Action::VerifyAndSave,
+        Some(config(umbra_p4info().clone(), 8)),
+    )
+    .await
+    .expect("saves");
     session.write_ok(vec![insert(classify(2, 20, 1))]).await;
     set_pipeline(&mut session.client, Action::Commit, None)
         .await
@@ -326,9 +426,13 @@ async fn commit_replays_the_writes_made_since_the_save() {
 async fn p4c_style_p4info_is_accepted() {
     let mut session = Session::start().await;
     let sent = config(p4c_style_p4info(), 0xC0FFEE);
-    set_pipeline(&mut session.client, Action::VerifyAndCommit, Some(sent.clone()))
-        .await
-        .unwrap_or_else(|status| panic!("p4c's P4Info is umbra.p4's: {}", describe(&status)));
+    set_pipeline(
+        &mut session.client,
+        Action::VerifyAndCommit,
+        Some(sent.clone()),
+    )
+    .await
+    .unwrap_or_else(|status| panic!("p4c's P4Info is umbra.p4's: {}", describe(&status)));
     let got = get_config(&mut session.client, ResponseType::All)
         .await
         .expect("get")
@@ -357,9 +461,13 @@ async fn reordered_fields_and_params_are_matched_by_id() {
     for table in &mut p4info.tables {
         table.match_fields.reverse();
     }
-    set_pipeline(&mut session.client, Action::VerifyAndCommit, Some(config(p4info, 4)))
-        .await
-        .unwrap_or_else(|status| panic!("only the order differs: {}", describe(&status)));
+    set_pipeline(
+        &mut session.client,
+        Action::VerifyAndCommit,
+        Some(config(p4info, 4)),
+    )
+    .await
+    .unwrap_or_else(|status| panic!("only the order differs: {}", describe(&status)));
 
     let written = classify(3, 0x1234, 1);
     session.write_ok(vec![insert(written.clone())]).await;
@@ -417,21 +525,42 @@ async fn p4infos_of_another_program_are_rejected_naming_the_difference() {
         (
             "changed id",
             new_id,
-            vec!["UmbraEgress.mirror_truncate".into(), format!("{changed_id:#010x}")],
+            vec![
+                "UmbraEgress.mirror_truncate".into(),
+                format!("{changed_id:#010x}"),
+            ],
         ),
         (
             "changed bitwidth",
             wider,
             vec!["service_id".into(), "32".into(), "16".into()],
         ),
-        ("missing action", missing, vec!["UmbraIngress.punt_to_cpu".into()]),
+        (
+            "missing action",
+            missing,
+            vec!["UmbraIngress.punt_to_cpu".into()],
+        ),
     ];
     for (what, p4info, named) in cases {
-        for action in [Action::Verify, Action::VerifyAndSave, Action::VerifyAndCommit, Action::ReconcileAndCommit] {
-            let status = set_pipeline(&mut session.client, action, Some(config(p4info.clone(), 77)))
-                .await
-                .expect_err(what);
-            assert_eq!(status.code(), Code::InvalidArgument, "{what}: {}", describe(&status));
+        for action in [
+            Action::Verify,
+            Action::VerifyAndSave,
+            Action::VerifyAndCommit,
+            Action::ReconcileAndCommit,
+        ] {
+            let status = set_pipeline(
+                &mut session.client,
+                action,
+                Some(config(p4info.clone(), 77)),
+            )
+            .await
+            .expect_err(what);
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{what}: {}",
+                describe(&status)
+            );
             for name in &named {
                 assert!(
                     status.message().contains(name.as_str()),
@@ -454,13 +583,23 @@ async fn p4infos_of_another_program_are_rejected_naming_the_difference() {
 async fn get_pipeline_config_returns_what_was_set_per_response_type() {
     let mut session = Session::start().await;
     let sent = config(p4c_style_p4info(), 0xC0FFEE);
-    set_pipeline(&mut session.client, Action::VerifyAndCommit, Some(sent.clone()))
-        .await
-        .expect("commits");
+    set_pipeline(
+        &mut session.client,
+        Action::VerifyAndCommit,
+        Some(sent.clone()),
+    )
+    .await
+    .expect("commits");
 
+    let client = session.client.clone();
     let get = |t| {
-        let mut client = session.client.clone();
-        async move { get_config(&mut client, t).await.expect("get").expect("config is set") }
+        let mut client = client.clone();
+        async move {
+            get_config(&mut client, t)
+                .await
+                .expect("get")
+                .expect("config is set")
+        }
     };
     assert_eq!(get(ResponseType::All).await, sent);
     assert_eq!(
@@ -492,9 +631,13 @@ async fn get_pipeline_config_returns_what_was_set_per_response_type() {
         cookie: None,
         ..config(umbra_p4info().clone(), 0)
     };
-    set_pipeline(&mut session.client, Action::VerifyAndCommit, Some(uncookied.clone()))
-        .await
-        .expect("commits");
+    set_pipeline(
+        &mut session.client,
+        Action::VerifyAndCommit,
+        Some(uncookied.clone()),
+    )
+    .await
+    .expect("commits");
     assert_eq!(get(ResponseType::All).await, uncookied);
 
     let status = session

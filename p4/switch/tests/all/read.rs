@@ -11,10 +11,9 @@ use umbra_proto::p4::v1::{
 };
 
 use crate::harness::{
-    Session, batch_errors, bytes, call, classify, clone_session,
-    clone_session_entity, counter_entity, counter_id, counts, default_entry, describe,
-    direct_counter_entity, exact, insert, into_table_entry, read, select, sorted, steer, table,
-    table_entry_entity,
+    Session, batch_errors, bytes, call, classify, clone_session, clone_session_entity,
+    counter_entity, counter_id, counts, default_entry, describe, direct_counter_entity, exact,
+    insert, into_table_entry, read, select, sorted, steer, table, table_entry_entity,
 };
 
 async fn with_entries() -> Session {
@@ -92,7 +91,12 @@ fn single_read_code(status: &Status) -> Code {
 #[tokio::test]
 async fn wildcard_reads_select_all_tables_one_table_or_one_entry() {
     let mut session = with_entries().await;
-    let all = vec![classify(1, 10, 0), classify(2, 20, 1), select(10, 1), steer(1, 0, 5)];
+    let all = vec![
+        classify(1, 10, 0),
+        classify(2, 20, 1),
+        select(10, 1),
+        steer(1, 0, 5),
+    ];
     assert_eq!(sorted(session.table_entries().await), sorted(all.clone()));
 
     let classify_only = session
@@ -114,7 +118,11 @@ async fn wildcard_reads_select_all_tables_one_table_or_one_entry() {
             ..table_filter("device_portmap")
         })])
         .await;
-    assert_eq!(entries(one), vec![steer(1, 0, 5)], "match fields in any order");
+    assert_eq!(
+        entries(one),
+        vec![steer(1, 0, 5)],
+        "match fields in any order"
+    );
 
     // Several requests in one Read: their results, in request order.
     let both = session
@@ -145,7 +153,10 @@ async fn default_entries_are_read_per_table_and_for_all_tables() {
     ] {
         expected.push(default_entry(name, Some(call(action, &[]))));
     }
-    assert_eq!(expected.len(), umbra_p4info::umbra_p4info_index().tables().len());
+    assert_eq!(
+        expected.len(),
+        umbra_p4info::umbra_p4info_index().tables().len()
+    );
     assert_eq!(sorted(entries(all)), sorted(expected));
 
     let one = session
@@ -156,9 +167,15 @@ async fn default_entries_are_read_per_table_and_for_all_tables() {
         .await;
     assert_eq!(
         entries(one),
-        vec![default_entry("mirror_sampling", Some(call("no_sampling", &[])))]
+        vec![default_entry(
+            "mirror_sampling",
+            Some(call("no_sampling", &[]))
+        )]
     );
-    assert!(session.table_entries().await.is_empty(), "defaults are no regular entries");
+    assert!(
+        session.table_entries().await.is_empty(),
+        "defaults are no regular entries"
+    );
 }
 
 #[tokio::test]
@@ -212,8 +229,10 @@ async fn direct_counters_are_read_through_table_entries_and_direct_counter_entri
             .read_ok(vec![direct_counter_entity(DirectCounterEntry::default())])
             .await,
     );
-    let mut all: Vec<(TableEntry, Option<CounterData>)> =
-        all.into_iter().map(|d| (d.table_entry.expect("key"), d.data)).collect();
+    let mut all: Vec<(TableEntry, Option<CounterData>)> = all
+        .into_iter()
+        .map(|d| (d.table_entry.expect("key"), d.data))
+        .collect();
     all.sort_by_key(|(e, _)| format!("{e:?}"));
     let mut wanted = vec![
         (key(classify(1, 0, 0)), Some(counts(3, 300))),
@@ -322,7 +341,10 @@ async fn indirect_counters_are_read_by_index_by_counter_and_all() {
             })])
             .await,
     );
-    let mut indexes: Vec<i64> = whole.iter().map(|c| c.index.expect("index").index).collect();
+    let mut indexes: Vec<i64> = whole
+        .iter()
+        .map(|c| c.index.expect("index").index)
+        .collect();
     indexes.sort_unstable();
     assert_eq!(indexes, (0..512).collect::<Vec<i64>>());
     for c in &whole {
@@ -419,7 +441,11 @@ async fn table_reads_filter_by_action_and_metadata() {
         Some(call("punt_to_cpu", &[])),
     );
     session
-        .write_ok(vec![insert(classify(1, 1, 0)), insert(tagged.clone()), insert(punt.clone())])
+        .write_ok(vec![
+            insert(classify(1, 1, 0)),
+            insert(tagged.clone()),
+            insert(punt.clone()),
+        ])
         .await;
 
     let by_action = session
@@ -478,7 +504,12 @@ async fn reading_the_direct_counter_of_a_missing_entry_is_not_found() {
     .await;
     match result {
         Ok(found) => panic!("expected NOT_FOUND, got OK with {found:?}"),
-        Err(status) => assert_eq!(single_read_code(&status), Code::NotFound, "{}", describe(&status)),
+        Err(status) => assert_eq!(
+            single_read_code(&status),
+            Code::NotFound,
+            "{}",
+            describe(&status)
+        ),
     }
 }
 
@@ -569,7 +600,12 @@ async fn bad_read_requests_fail_with_their_code() {
     for (what, request, code) in cases {
         match read(&mut session.client, vec![request]).await {
             Ok(found) => panic!("{what}: expected {code:?}, got OK with {found:?}"),
-            Err(status) => assert_eq!(single_read_code(&status), code, "{what}: {}", describe(&status)),
+            Err(status) => assert_eq!(
+                single_read_code(&status),
+                code,
+                "{what}: {}",
+                describe(&status)
+            ),
         }
     }
 }
@@ -615,4 +651,29 @@ async fn a_failing_read_request_does_not_hide_the_others() {
     assert_eq!(codes, vec![Code::Ok, Code::Unimplemented, Code::Ok]);
     assert_eq!(entries(found), vec![select(10, 1), steer(1, 0, 5)]);
     assert!(!session.table_entries().await.is_empty());
+}
+
+/// A Read is answered as soon as it is served. The switch's accepted
+/// connections must not wait on Nagle's algorithm: with TCP_NODELAY unset
+/// on the server side, every Read whose answer spans several writes stalls
+/// for the peer's delayed ACK (~40 ms on Linux), so a controller's resync
+/// of N tables costs N × 40 ms. Twenty Reads of twenty entries take a few
+/// milliseconds on a loopback connection; the bound below leaves a wide
+/// margin for a loaded machine and still catches one stall per Read.
+#[tokio::test]
+async fn reads_are_not_stalled_by_delayed_acks() {
+    let mut session = Session::start().await;
+    let entries: Vec<_> = (0..20)
+        .map(|port| insert(classify(port, port, 0)))
+        .collect();
+    session.write_ok(entries).await;
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(session.table_entries().await.len(), 20);
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_millis(400),
+        "20 Reads of 20 entries took {elapsed:?}"
+    );
 }

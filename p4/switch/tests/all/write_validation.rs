@@ -15,10 +15,10 @@ use umbra_proto::p4::v1::{
 };
 
 use crate::harness::{
-    Session, action_info, assert_codes, bytes, call, classify, clone_session,
-    clone_session_entity, counter_entity, counter_id, counts, default_entry,
-    direct_counter_entity, entry, exact, exact_id, field_id, insert, into_table_entry, modify,
-    delete, param_id, select, sorted, steer, table, table_entry_entity,
+    Session, action_info, assert_codes, bytes, call, classify, clone_session, clone_session_entity,
+    counter_entity, counter_id, counts, default_entry, delete, direct_counter_entity, entry, exact,
+    exact_id, field_id, insert, into_table_entry, modify, param_id, select, sorted, steer, table,
+    table_entry_entity,
 };
 
 fn raw(kind: i32, entity: Option<Entity>) -> Update {
@@ -79,7 +79,6 @@ fn forward(port: Vec<u8>) -> TableAction {
 fn bad_updates() -> Vec<(&'static str, Update, Code)> {
     use Code::*;
     use update::Type::{Delete, Insert, Modify, Unspecified};
-    let classify_table = table("port_classify").id;
     let set_service = action_info("set_service").id;
     let service_id = param_id("set_service", "service_id");
     let direction = param_id("set_service", "direction");
@@ -90,7 +89,11 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
     };
     let field = field_id("port_classify", "ingress_port");
     vec![
-        ("unknown table id", with(&|e| e.table_id = unknown_id(0x02)), NotFound),
+        (
+            "unknown table id",
+            with(&|e| e.table_id = unknown_id(0x02)),
+            NotFound,
+        ),
         ("table id 0", with(&|e| e.table_id = 0), InvalidArgument),
         (
             "unknown match field id",
@@ -106,7 +109,11 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
             )),
             InvalidArgument,
         ),
-        ("no match at all", with(&|e| e.r#match.clear()), InvalidArgument),
+        (
+            "no match at all",
+            with(&|e| e.r#match.clear()),
+            InvalidArgument,
+        ),
         (
             "duplicate match field",
             with(&|e| e.r#match = vec![exact_id(field, bytes(40)), exact_id(field, bytes(41))]),
@@ -150,21 +157,41 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
             }),
             InvalidArgument,
         ),
-        ("match value too wide", with(&|e| e.r#match = port_match(bytes(512))), OutOfRange),
+        (
+            "match value too wide",
+            with(&|e| e.r#match = port_match(bytes(512))),
+            OutOfRange,
+        ),
         (
             "match value of 9 bytes",
             with(&|e| e.r#match = port_match(vec![1; 9])),
             OutOfRange,
         ),
-        ("empty match bytestring", with(&|e| e.r#match = port_match(Vec::new())), InvalidArgument),
-        ("non-zero priority", with(&|e| e.priority = 10), InvalidArgument),
+        (
+            "empty match bytestring",
+            with(&|e| e.r#match = port_match(Vec::new())),
+            InvalidArgument,
+        ),
+        (
+            "non-zero priority",
+            with(&|e| e.priority = 10),
+            InvalidArgument,
+        ),
         (
             "action of another table",
             with(&|e| e.action = Some(call("set_active_device", &[("device", bytes(1))]))),
             InvalidArgument,
         ),
-        ("INSERT without action", with(&|e| e.action = None), InvalidArgument),
-        ("action with nothing set", with(&|e| e.action = Some(TableAction::default())), InvalidArgument),
+        (
+            "INSERT without action",
+            with(&|e| e.action = None),
+            InvalidArgument,
+        ),
+        (
+            "action with nothing set",
+            with(&|e| e.action = Some(TableAction::default())),
+            InvalidArgument,
+        ),
         (
             "action profile member",
             with(&|e| {
@@ -204,7 +231,11 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
             with(&|e| {
                 e.action = Some(raw_call(
                     set_service,
-                    vec![(service_id, bytes(1)), (direction, bytes(0)), (direction + 5, bytes(0))],
+                    vec![
+                        (service_id, bytes(1)),
+                        (direction, bytes(0)),
+                        (direction + 5, bytes(0)),
+                    ],
                 ))
             }),
             InvalidArgument,
@@ -214,24 +245,51 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
             with(&|e| {
                 e.action = Some(raw_call(
                     set_service,
-                    vec![(service_id, bytes(1)), (direction, bytes(0)), (service_id, bytes(2))],
+                    vec![
+                        (service_id, bytes(1)),
+                        (direction, bytes(0)),
+                        (service_id, bytes(2)),
+                    ],
                 ))
             }),
             InvalidArgument,
         ),
-        ("param too wide", with(&|e| e.action = Some(forward(bytes(512)))), OutOfRange),
-        ("empty param bytestring", with(&|e| e.action = Some(forward(Vec::new()))), InvalidArgument),
+        (
+            "param too wide",
+            with(&|e| e.action = Some(forward(bytes(512)))),
+            OutOfRange,
+        ),
+        (
+            "empty param bytestring",
+            with(&|e| e.action = Some(forward(Vec::new()))),
+            InvalidArgument,
+        ),
         (
             "param for a parameterless action",
             with(&|e| e.action = Some(raw_call(action_info("drop").id, vec![(1, bytes(0))]))),
             InvalidArgument,
         ),
-        ("duplicate INSERT", insert(classify(1, 11, 1)), AlreadyExists),
-        ("MODIFY of a missing entry", modify(classify(41, 1, 0)), NotFound),
-        ("DELETE of a missing entry", delete(classify(41, 1, 0)), NotFound),
+        (
+            "duplicate INSERT",
+            insert(classify(1, 11, 1)),
+            AlreadyExists,
+        ),
+        (
+            "MODIFY of a missing entry",
+            modify(classify(41, 1, 0)),
+            NotFound,
+        ),
+        (
+            "DELETE of a missing entry",
+            delete(classify(41, 1, 0)),
+            NotFound,
+        ),
         (
             "UNSPECIFIED update type",
-            raw(Unspecified as i32, Some(table_entry_entity(classify(42, 1, 0)))),
+            raw(
+                Unspecified as i32,
+                Some(table_entry_entity(classify(42, 1, 0))),
+            ),
             InvalidArgument,
         ),
         (
@@ -239,18 +297,31 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
             raw(9, Some(table_entry_entity(classify(42, 1, 0)))),
             InvalidArgument,
         ),
-        ("update without entity", raw(Insert as i32, None), InvalidArgument),
-        ("empty entity", raw(Insert as i32, Some(Entity::default())), InvalidArgument),
+        (
+            "update without entity",
+            raw(Insert as i32, None),
+            InvalidArgument,
+        ),
+        (
+            "empty entity",
+            raw(Insert as i32, Some(Entity::default())),
+            InvalidArgument,
+        ),
         (
             "extern entry",
-            raw(Insert as i32, Some(wrap(entity::Entity::ExternEntry(ExternEntry::default())))),
+            raw(
+                Insert as i32,
+                Some(wrap(entity::Entity::ExternEntry(ExternEntry::default()))),
+            ),
             Unimplemented,
         ),
         (
             "action profile member entity",
             raw(
                 Insert as i32,
-                Some(wrap(entity::Entity::ActionProfileMember(ActionProfileMember::default()))),
+                Some(wrap(entity::Entity::ActionProfileMember(
+                    ActionProfileMember::default(),
+                ))),
             ),
             Unimplemented,
         ),
@@ -258,48 +329,70 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
             "action profile group entity",
             raw(
                 Insert as i32,
-                Some(wrap(entity::Entity::ActionProfileGroup(ActionProfileGroup::default()))),
+                Some(wrap(entity::Entity::ActionProfileGroup(
+                    ActionProfileGroup::default(),
+                ))),
             ),
             Unimplemented,
         ),
         (
             "meter entry",
-            raw(Modify as i32, Some(wrap(entity::Entity::MeterEntry(MeterEntry::default())))),
+            raw(
+                Modify as i32,
+                Some(wrap(entity::Entity::MeterEntry(MeterEntry::default()))),
+            ),
             Unimplemented,
         ),
         (
             "direct meter entry",
             raw(
                 Modify as i32,
-                Some(wrap(entity::Entity::DirectMeterEntry(DirectMeterEntry::default()))),
+                Some(wrap(entity::Entity::DirectMeterEntry(
+                    DirectMeterEntry::default(),
+                ))),
             ),
             Unimplemented,
         ),
         (
             "value set entry",
-            raw(Modify as i32, Some(wrap(entity::Entity::ValueSetEntry(ValueSetEntry::default())))),
+            raw(
+                Modify as i32,
+                Some(wrap(
+                    entity::Entity::ValueSetEntry(ValueSetEntry::default()),
+                )),
+            ),
             Unimplemented,
         ),
         (
             "register entry",
-            raw(Modify as i32, Some(wrap(entity::Entity::RegisterEntry(RegisterEntry::default())))),
+            raw(
+                Modify as i32,
+                Some(wrap(
+                    entity::Entity::RegisterEntry(RegisterEntry::default()),
+                )),
+            ),
             Unimplemented,
         ),
         (
             "digest entry",
-            raw(Insert as i32, Some(wrap(entity::Entity::DigestEntry(DigestEntry::default())))),
+            raw(
+                Insert as i32,
+                Some(wrap(entity::Entity::DigestEntry(DigestEntry::default()))),
+            ),
             Unimplemented,
         ),
         (
             "multicast group",
             raw(
                 Insert as i32,
-                Some(pre(packet_replication_engine_entry::Type::MulticastGroupEntry(
-                    MulticastGroupEntry {
-                        multicast_group_id: 1,
-                        ..Default::default()
-                    },
-                ))),
+                Some(pre(
+                    packet_replication_engine_entry::Type::MulticastGroupEntry(
+                        MulticastGroupEntry {
+                            multicast_group_id: 1,
+                            ..Default::default()
+                        },
+                    ),
+                )),
             ),
             Unimplemented,
         ),
@@ -315,10 +408,17 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
         ),
         (
             "INSERT of the default entry",
-            insert(default_entry("port_classify", Some(call("punt_to_cpu", &[])))),
+            insert(default_entry(
+                "port_classify",
+                Some(call("punt_to_cpu", &[])),
+            )),
             InvalidArgument,
         ),
-        ("DELETE of the default entry", delete(default_entry("port_classify", None)), InvalidArgument),
+        (
+            "DELETE of the default entry",
+            delete(default_entry("port_classify", None)),
+            InvalidArgument,
+        ),
         (
             "default entry with a match",
             modify(TableEntry {
@@ -329,7 +429,10 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
         ),
         (
             "default entry with another table's action",
-            modify(default_entry("port_classify", Some(call("no_sampling", &[])))),
+            modify(default_entry(
+                "port_classify",
+                Some(call("no_sampling", &[])),
+            )),
             InvalidArgument,
         ),
         (
@@ -340,7 +443,11 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
             }),
             NotFound,
         ),
-        ("idle timeout on a table without", with(&|e| e.idle_timeout_ns = 1_000_000), InvalidArgument),
+        (
+            "idle timeout on a table without",
+            with(&|e| e.idle_timeout_ns = 1_000_000),
+            InvalidArgument,
+        ),
         (
             "meter config on a table without a meter",
             with(&|e| e.meter_config = Some(MeterConfig::default())),
@@ -446,10 +553,26 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
             ),
             InvalidArgument,
         ),
-        ("clone session 0", clone_update(Insert, clone_session(0, &[(1, 0)])), InvalidArgument),
-        ("duplicate clone session", clone_update(Insert, clone_session(5, &[(1, 0)])), AlreadyExists),
-        ("MODIFY of a missing clone session", clone_update(Modify, clone_session(6, &[(1, 0)])), NotFound),
-        ("DELETE of a missing clone session", clone_update(Delete, clone_session(6, &[])), NotFound),
+        (
+            "clone session 0",
+            clone_update(Insert, clone_session(0, &[(1, 0)])),
+            InvalidArgument,
+        ),
+        (
+            "duplicate clone session",
+            clone_update(Insert, clone_session(5, &[(1, 0)])),
+            AlreadyExists,
+        ),
+        (
+            "MODIFY of a missing clone session",
+            clone_update(Modify, clone_session(6, &[(1, 0)])),
+            NotFound,
+        ),
+        (
+            "DELETE of a missing clone session",
+            clone_update(Delete, clone_session(6, &[])),
+            NotFound,
+        ),
         (
             "replica without a port",
             clone_update(Insert, {
@@ -459,7 +582,11 @@ fn bad_updates() -> Vec<(&'static str, Update, Code)> {
             }),
             InvalidArgument,
         ),
-        ("replica port too wide", clone_update(Insert, clone_session(7, &[(512, 0)])), OutOfRange),
+        (
+            "replica port too wide",
+            clone_update(Insert, clone_session(7, &[(512, 0)])),
+            OutOfRange,
+        ),
         (
             "replica port empty",
             clone_update(Insert, {
@@ -516,7 +643,12 @@ async fn each_bad_update_alone_fails_with_its_code() {
     for (what, bad, code) in bad_updates() {
         let result = session.write(vec![bad]).await;
         let codes = crate::harness::update_codes(&result, 1);
-        assert_eq!(codes, vec![code], "{what}: {:?}", result.err().map(|s| crate::harness::batch_errors(&s, 1)));
+        assert_eq!(
+            codes,
+            vec![code],
+            "{what}: {:?}",
+            result.err().map(|s| crate::harness::batch_errors(&s, 1))
+        );
     }
     assert_eq!(session.table_entries().await, before, "nothing was written");
     let sessions = session
@@ -556,7 +688,9 @@ async fn a_full_table_is_resource_exhausted() {
     let mut session = Session::start().await;
     let size = table("port_classify").size as u64;
     assert_eq!(size, 64);
-    let updates: Vec<Update> = (0..=size).map(|port| insert(classify(port, port, 0))).collect();
+    let updates: Vec<Update> = (0..=size)
+        .map(|port| insert(classify(port, port, 0)))
+        .collect();
     let mut expected = vec![Code::Ok; size as usize];
     expected.push(Code::ResourceExhausted);
     assert_codes(&session.write(updates).await, &expected);
@@ -583,14 +717,20 @@ async fn padded_bytestrings_are_accepted_and_read_back_canonical() {
         port_match(vec![0, 0, 0, 5]),
         Some(call(
             "set_service",
-            &[("service_id", vec![0, 0, 0x01, 0x02]), ("direction", vec![0, 0])],
+            &[
+                ("service_id", vec![0, 0, 0x01, 0x02]),
+                ("direction", vec![0, 0]),
+            ],
         )),
     );
     session.write_ok(vec![insert(padded.clone())]).await;
     assert_eq!(session.table_entries().await, vec![classify(5, 0x0102, 0)]);
 
     // The padded and the canonical form name the same entry.
-    assert_codes(&session.write(vec![insert(classify(5, 1, 1))]).await, &[Code::AlreadyExists]);
+    assert_codes(
+        &session.write(vec![insert(classify(5, 1, 1))]).await,
+        &[Code::AlreadyExists],
+    );
     let one = session
         .read_ok(vec![table_entry_entity(TableEntry {
             table_id: table("port_classify").id,
@@ -598,7 +738,10 @@ async fn padded_bytestrings_are_accepted_and_read_back_canonical() {
             ..Default::default()
         })])
         .await;
-    assert_eq!(one.into_iter().map(into_table_entry).collect::<Vec<_>>(), vec![classify(5, 0x0102, 0)]);
+    assert_eq!(
+        one.into_iter().map(into_table_entry).collect::<Vec<_>>(),
+        vec![classify(5, 0x0102, 0)]
+    );
     session.write_ok(vec![delete(padded)]).await;
     assert!(session.table_entries().await.is_empty());
 
@@ -624,14 +767,21 @@ async fn modify_replaces_the_action_and_metadata_and_delete_removes() {
     session.write_ok(vec![insert(first.clone())]).await;
     assert_eq!(session.table_entries().await, vec![first]);
 
-    let mut second = entry("port_classify", port_match(bytes(3)), Some(forward(bytes(7))));
+    let mut second = entry(
+        "port_classify",
+        port_match(bytes(3)),
+        Some(forward(bytes(7))),
+    );
     second.metadata = b"second".to_vec();
     session.write_ok(vec![modify(second.clone())]).await;
     assert_eq!(session.table_entries().await, vec![second]);
 
     session.write_ok(vec![delete(classify(3, 0, 0))]).await;
     assert!(session.table_entries().await.is_empty());
-    assert_codes(&session.write(vec![delete(classify(3, 0, 0))]).await, &[Code::NotFound]);
+    assert_codes(
+        &session.write(vec![delete(classify(3, 0, 0))]).await,
+        &[Code::NotFound],
+    );
 }
 
 /// Spec "TableEntry": "When deleting an entry, these key fields (along with
@@ -656,7 +806,11 @@ async fn delete_ignores_an_invalid_action() {
 async fn delete_ignores_every_non_key_field() {
     let mut session = Session::start().await;
     session
-        .write_ok(vec![insert(select(1, 1)), insert(select(2, 1)), insert(select(3, 1))])
+        .write_ok(vec![
+            insert(select(1, 1)),
+            insert(select(2, 1)),
+            insert(select(3, 1)),
+        ])
         .await;
     let result = session
         .write(vec![
@@ -810,12 +964,18 @@ async fn default_entry_is_modified_and_reset() {
         }
     };
     let initial = read_default(&mut session).await;
-    assert_eq!(initial, default_entry("port_classify", Some(call("drop", &[]))));
+    assert_eq!(
+        initial,
+        default_entry("port_classify", Some(call("drop", &[])))
+    );
 
     let forward_9 = default_entry("port_classify", Some(forward(bytes(9))));
     session.write_ok(vec![modify(forward_9.clone())]).await;
     assert_eq!(read_default(&mut session).await, forward_9);
-    assert!(session.table_entries().await.is_empty(), "no regular entry appeared");
+    assert!(
+        session.table_entries().await.is_empty(),
+        "no regular entry appeared"
+    );
 
     // MODIFY without action restores the program's default.
     session
@@ -914,7 +1074,9 @@ async fn counter_modify_without_index_sets_every_cell() {
     assert_eq!(read.len(), 512);
     for e in read {
         match e.entity {
-            Some(entity::Entity::CounterEntry(c)) => assert_eq!(c.data, Some(counts(1, 64)), "{c:?}"),
+            Some(entity::Entity::CounterEntry(c)) => {
+                assert_eq!(c.data, Some(counts(1, 64)), "{c:?}")
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -981,15 +1143,17 @@ async fn clone_session_instance_too_wide_is_invalid_argument() {
     let mut session = Session::start().await;
     let mut s = clone_session(3, &[(1, 0)]);
     s.replicas[0].instance = 0x1_0000;
-    let result = session.write(vec![clone_update(update::Type::Insert, s)]).await;
+    let result = session
+        .write(vec![clone_update(update::Type::Insert, s)])
+        .await;
     assert_codes(&result, &[Code::InvalidArgument]);
 }
 
 #[tokio::test]
+#[allow(deprecated)] // `EgressPort` is the spec's deprecated form, still accepted.
 async fn clone_sessions_are_inserted_modified_and_deleted() {
     let mut session = Session::start().await;
     let mut deprecated_port = clone_session(4, &[]);
-    #[allow(deprecated)]
     deprecated_port.replicas.push(Replica {
         instance: 2,
         backup_replicas: Vec::new(),
@@ -1023,7 +1187,10 @@ async fn clone_sessions_are_inserted_modified_and_deleted() {
     assert_eq!(sessions, vec![modified, deprecated_port]);
 
     session
-        .write_ok(vec![clone_update(update::Type::Delete, clone_session(3, &[]))])
+        .write_ok(vec![clone_update(
+            update::Type::Delete,
+            clone_session(3, &[]),
+        )])
         .await;
     let left = session
         .read_ok(vec![clone_session_entity(clone_session(0, &[]))])
@@ -1052,7 +1219,15 @@ async fn unknown_atomicity_is_invalid_argument_for_the_batch() {
         })
         .await
         .expect_err("unknown atomicity");
-    assert_eq!(status.code(), Code::InvalidArgument, "{}", crate::harness::describe(&status));
-    assert!(status.details().is_empty(), "an RPC-wide error carries no p4.v1.Errors");
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{}",
+        crate::harness::describe(&status)
+    );
+    assert!(
+        status.details().is_empty(),
+        "an RPC-wide error carries no p4.v1.Errors"
+    );
     assert!(session.table_entries().await.is_empty());
 }
