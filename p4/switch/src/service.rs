@@ -180,6 +180,7 @@ impl P4RuntimeService {
         let all_or_nothing = !matches!(atomicity, write_request::Atomicity::ContinueOnError);
         let state = &mut *state;
         let results = self.inner.pipeline.update(|tables| {
+            let mut counter_undo = CounterUndo::new();
             let rollback = all_or_nothing.then(|| {
                 (
                     tables.clone(),
@@ -190,12 +191,26 @@ impl P4RuntimeService {
             let mut results: Vec<EntityResult<()>> = request
                 .updates
                 .iter()
-                .map(|u| apply_update(&program, &self.inner.pipeline, tables, state, u))
+                .map(|u| {
+                    apply_update(
+                        &program,
+                        &self.inner.pipeline,
+                        tables,
+                        state,
+                        &mut counter_undo,
+                        u,
+                    )
+                })
                 .collect();
             if let Some((saved_tables, saved_entries, saved_sessions)) = rollback
                 && results.iter().any(Result::is_err)
             {
                 *tables = saved_tables;
+                // Indirect counters live outside the tables: undo their
+                // writes newest first.
+                for (counter, index, old) in counter_undo.iter().rev() {
+                    let _ = counter_of(&self.inner.pipeline, *counter).write(*index, *old);
+                }
                 state.entries = saved_entries;
                 state.clone_sessions = saved_sessions;
                 let culprits: Vec<usize> = results
@@ -549,11 +564,24 @@ fn entity_kind(entity: &entity::Entity) -> &'static str {
     }
 }
 
+/// The pipeline's indirect counter of a kind.
+fn counter_of(pipeline: &Pipeline, kind: program::CounterKind) -> &umbra_pipeline::IndirectCounter {
+    match kind {
+        program::CounterKind::PortRx => pipeline.port_rx(),
+        program::CounterKind::PortTx => pipeline.port_tx(),
+    }
+}
+
+/// Indirect counter cells written by a batch, with their old values, so a
+/// rolled-back batch can restore them.
+type CounterUndo = Vec<(program::CounterKind, u64, umbra_pipeline::CounterData)>;
+
 fn apply_update(
     program: &Program,
     pipeline: &Pipeline,
     tables: &mut umbra_pipeline::Tables,
     state: &mut DeviceState,
+    counter_undo: &mut CounterUndo,
     update: &p4::Update,
 ) -> EntityResult<()> {
     let invalid = |message: String| EntityError {
@@ -585,28 +613,31 @@ fn apply_update(
             if op != TableOp::Modify {
                 return Err(invalid("counter entries can only be modified".into()));
             }
-            let counter = match program.counter(entry.counter_id)? {
-                program::CounterKind::PortRx => pipeline.port_rx(),
-                program::CounterKind::PortTx => pipeline.port_tx(),
-            };
+            let kind = program.counter(entry.counter_id)?;
+            let counter = counter_of(pipeline, kind);
             let index = entry
                 .index
                 .as_ref()
                 .ok_or_else(|| invalid("a counter write needs an index".into()))?
                 .index;
+            let index = u64::try_from(index).unwrap_or(u64::MAX);
+            let out_of_range = |e: umbra_pipeline::PipelineError| EntityError {
+                code: Code::OutOfRange,
+                message: e.to_string(),
+            };
+            let old = counter.read(index).map_err(out_of_range)?;
             let data = entry.data.unwrap_or_default();
             counter
                 .write(
-                    u64::try_from(index).unwrap_or(u64::MAX),
+                    index,
                     umbra_pipeline::CounterData {
                         packets: data.packet_count.max(0) as u64,
                         bytes: data.byte_count.max(0) as u64,
                     },
                 )
-                .map_err(|e| EntityError {
-                    code: Code::OutOfRange,
-                    message: e.to_string(),
-                })
+                .map_err(out_of_range)?;
+            counter_undo.push((kind, index, old));
+            Ok(())
         }
         entity::Entity::DirectCounterEntry(entry) => {
             if op != TableOp::Modify {
@@ -839,10 +870,7 @@ fn read_counters(
         vec![filter.counter_id]
     };
     for id in ids {
-        let counter = match program.counter(id)? {
-            program::CounterKind::PortRx => pipeline.port_rx(),
-            program::CounterKind::PortTx => pipeline.port_tx(),
-        };
+        let counter = counter_of(pipeline, program.counter(id)?);
         let indexes: Vec<u64> = match &filter.index {
             Some(Index { index }) => {
                 let index = u64::try_from(*index).map_err(|_| EntityError {
