@@ -131,7 +131,12 @@ pub enum ArbitrationError {
 
 impl From<ArbitrationError> for Status {
     fn from(error: ArbitrationError) -> Self {
-        Status::invalid_argument(error.to_string())
+        match error {
+            ArbitrationError::DuplicateElectionId(..) => {
+                Status::invalid_argument(error.to_string())
+            }
+            ArbitrationError::RoleChanged(_) => Status::failed_precondition(error.to_string()),
+        }
     }
 }
 
@@ -202,7 +207,10 @@ impl Arbitration {
             state.primary = None;
         }
 
-        if state.primary != before {
+        // Everyone hears of a new primary, and of the primary re-asserting
+        // itself (an advisory to the backups); otherwise only the requester
+        // is answered.
+        if state.primary != before || state.primary == Some(stream) {
             state.notify_all(self.device_id, role);
         } else {
             sender.announce(state.update_for(self.device_id, role, stream));
@@ -246,6 +254,11 @@ impl Arbitration {
                 "role {role:?} has no primary controller; arbitrate on StreamChannel first"
             ))),
         }
+    }
+
+    /// Whether `stream` has arbitrated (and not disconnected).
+    pub fn is_registered(&self, stream: StreamId) -> bool {
+        self.stream_roles.contains_key(&stream)
     }
 
     /// Whether `stream` is currently the primary of its role.

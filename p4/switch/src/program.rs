@@ -201,14 +201,20 @@ impl Program {
         ] {
             counters.insert(index.counter(name).map_err(|e| e.to_string())?.id, kind);
         }
-        let header = |name: &str| {
-            index
+        // A P4Info may list metadata in any order; the bits on the wire are
+        // in the order the program's header declares its fields.
+        let header = |name: &str, layout: [&str; 2]| {
+            let mut header = index
                 .controller_header(name)
                 .cloned()
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            header
+                .fields
+                .sort_by_key(|f| layout.iter().position(|n| *n == f.name));
+            Ok::<_, String>(header)
         };
-        let packet_in = header("packet_in")?;
-        let packet_out = header("packet_out")?;
+        let packet_in = header("packet_in", ["ingress_port", "_pad"])?;
+        let packet_out = header("packet_out", ["egress_port", "_pad"])?;
         Ok(Self {
             p4info,
             index,
@@ -354,14 +360,19 @@ impl Program {
                 table.name
             )));
         }
-        let values: Vec<u64> = values.into_iter().flatten().collect();
-        // Widths are checked above, so the narrowing casts are exact.
+        // Fields are taken by name, never by position: a P4Info may list
+        // them in any order. Widths are checked above, so the narrowing
+        // casts are exact.
+        let value = |name: &str| by_name(&table.match_fields, &values, |f| &f.name, name);
         let key = match kind {
-            TableKind::ServiceSelector => KeyValue::Service(values[0] as u16),
-            TableKind::DevicePortmap => KeyValue::DeviceDirection(values[0] as u8, values[1] as u8),
-            TableKind::PortClassify | TableKind::MirrorSampling | TableKind::MirrorTruncate => {
-                KeyValue::Port(values[0] as u16)
+            TableKind::ServiceSelector => KeyValue::Service(value("service_id") as u16),
+            TableKind::DevicePortmap => {
+                KeyValue::DeviceDirection(value("device") as u8, value("direction") as u8)
             }
+            TableKind::PortClassify | TableKind::MirrorSampling => {
+                KeyValue::Port(value("ingress_port") as u16)
+            }
+            TableKind::MirrorTruncate => KeyValue::Port(value("egress_port") as u16),
         };
         Ok(EntryKey {
             table: kind,
@@ -404,10 +415,10 @@ impl Program {
         ) {
             (Some(kind), Ok(info)) => (*kind, info),
             _ => {
-                return Err(EntityError::new(
-                    Code::NotFound,
-                    format!("no action has id {}", action.action_id),
-                ));
+                return Err(EntityError::invalid(format!(
+                    "no action has id {}",
+                    action.action_id
+                )));
             }
         };
         if !table.action_ids.contains(&action.action_id) {
@@ -455,15 +466,17 @@ impl Program {
                 info.name
             )));
         }
-        let p: Vec<u64> = values.into_iter().flatten().collect();
-        // Widths are checked above, so the narrowing casts are exact.
+        // Params are taken by name, never by position (see `entry_key`).
+        let p = |name: &str| by_name(&info.params, &values, |f| &f.name, name);
         Ok(match kind {
             ActionKind::SetService => TypedAction::PortClassify(PortClassifyAction::SetService {
-                service_id: p[0] as u16,
-                direction: p[1] as u8,
+                service_id: p("service_id") as u16,
+                direction: p("direction") as u8,
             }),
             ActionKind::ForwardToPort => {
-                TypedAction::PortClassify(PortClassifyAction::ForwardToPort { port: p[0] as u16 })
+                TypedAction::PortClassify(PortClassifyAction::ForwardToPort {
+                    port: p("port") as u16,
+                })
             }
             ActionKind::PuntToCpu => TypedAction::PortClassify(PortClassifyAction::PuntToCpu),
             ActionKind::Drop => match table_kind {
@@ -478,28 +491,30 @@ impl Program {
             },
             ActionKind::SetActiveDevice => {
                 TypedAction::ServiceSelector(ServiceSelectorAction::SetActiveDevice {
-                    device: p[0] as u8,
+                    device: p("device") as u8,
                 })
             }
             ActionKind::SteerToPort => {
-                TypedAction::DevicePortmap(DevicePortmapAction::SteerToPort { port: p[0] as u16 })
+                TypedAction::DevicePortmap(DevicePortmapAction::SteerToPort {
+                    port: p("port") as u16,
+                })
             }
             ActionKind::SamplePerPacket => {
                 TypedAction::MirrorSampling(MirrorSamplingAction::SamplePerPacket {
-                    one_in_n: p[0] as u32,
-                    session: p[1] as u32,
+                    one_in_n: p("one_in_n") as u32,
+                    session: p("session") as u32,
                 })
             }
             ActionKind::SamplePerFlow => {
                 TypedAction::MirrorSampling(MirrorSamplingAction::SamplePerFlow {
-                    threshold: p[0] as u32,
-                    session: p[1] as u32,
+                    threshold: p("threshold") as u32,
+                    session: p("session") as u32,
                 })
             }
             ActionKind::NoSampling => TypedAction::MirrorSampling(MirrorSamplingAction::NoSampling),
             ActionKind::TruncateMirror => {
                 TypedAction::MirrorTruncate(MirrorTruncateAction::TruncateMirror {
-                    length: p[0] as u32,
+                    length: p("length") as u32,
                 })
             }
             ActionKind::NoTruncate => TypedAction::MirrorTruncate(MirrorTruncateAction::NoTruncate),
@@ -508,47 +523,50 @@ impl Program {
 
     /// The P4Runtime form of a typed action (canonical bytestrings).
     pub fn action_message(&self, action: TypedAction) -> p4::TableAction {
-        let (kind, params): (ActionKind, Vec<u64>) = match action {
+        let (kind, params): (ActionKind, Vec<(&str, u64)>) = match action {
             TypedAction::PortClassify(a) => match a {
                 PortClassifyAction::SetService {
                     service_id,
                     direction,
                 } => (
                     ActionKind::SetService,
-                    vec![service_id.into(), direction.into()],
+                    vec![
+                        ("service_id", service_id.into()),
+                        ("direction", direction.into()),
+                    ],
                 ),
                 PortClassifyAction::ForwardToPort { port } => {
-                    (ActionKind::ForwardToPort, vec![port.into()])
+                    (ActionKind::ForwardToPort, vec![("port", port.into())])
                 }
                 PortClassifyAction::PuntToCpu => (ActionKind::PuntToCpu, vec![]),
                 PortClassifyAction::Drop => (ActionKind::Drop, vec![]),
             },
             TypedAction::ServiceSelector(a) => match a {
                 ServiceSelectorAction::SetActiveDevice { device } => {
-                    (ActionKind::SetActiveDevice, vec![device.into()])
+                    (ActionKind::SetActiveDevice, vec![("device", device.into())])
                 }
                 ServiceSelectorAction::Drop => (ActionKind::Drop, vec![]),
             },
             TypedAction::DevicePortmap(a) => match a {
                 DevicePortmapAction::SteerToPort { port } => {
-                    (ActionKind::SteerToPort, vec![port.into()])
+                    (ActionKind::SteerToPort, vec![("port", port.into())])
                 }
                 DevicePortmapAction::Drop => (ActionKind::Drop, vec![]),
             },
             TypedAction::MirrorSampling(a) => match a {
                 MirrorSamplingAction::SamplePerPacket { one_in_n, session } => (
                     ActionKind::SamplePerPacket,
-                    vec![one_in_n.into(), session.into()],
+                    vec![("one_in_n", one_in_n.into()), ("session", session.into())],
                 ),
                 MirrorSamplingAction::SamplePerFlow { threshold, session } => (
                     ActionKind::SamplePerFlow,
-                    vec![threshold.into(), session.into()],
+                    vec![("threshold", threshold.into()), ("session", session.into())],
                 ),
                 MirrorSamplingAction::NoSampling => (ActionKind::NoSampling, vec![]),
             },
             TypedAction::MirrorTruncate(a) => match a {
                 MirrorTruncateAction::TruncateMirror { length } => {
-                    (ActionKind::TruncateMirror, vec![length.into()])
+                    (ActionKind::TruncateMirror, vec![("length", length.into())])
                 }
                 MirrorTruncateAction::NoTruncate => (ActionKind::NoTruncate, vec![]),
             },
@@ -561,41 +579,50 @@ impl Program {
         p4::TableAction {
             r#type: Some(table_action::Type::Action(p4::Action {
                 action_id,
-                params: info
-                    .params
-                    .iter()
-                    .zip(params)
-                    .map(|(field, value)| p4::action::Param {
-                        param_id: field.id,
-                        value: codec::encode(value),
-                    })
-                    .collect(),
+                params: {
+                    // In id order, whatever order the P4Info lists them in.
+                    let mut params: Vec<p4::action::Param> = info
+                        .params
+                        .iter()
+                        .map(|field| p4::action::Param {
+                            param_id: field.id,
+                            value: codec::encode(named(&params, &field.name)),
+                        })
+                        .collect();
+                    params.sort_by_key(|p| p.param_id);
+                    params
+                },
             })),
         }
     }
 
     /// The P4Runtime match of a key (canonical bytestrings).
     pub fn match_message(&self, key: &EntryKey) -> Vec<FieldMatch> {
-        let values: Vec<u64> = match key.key {
-            KeyValue::Port(port) => vec![port.into()],
-            KeyValue::Service(service) => vec![service.into()],
-            KeyValue::DeviceDirection(device, direction) => vec![device.into(), direction.into()],
+        let values: Vec<(&str, u64)> = match (key.table, key.key) {
+            (TableKind::MirrorTruncate, KeyValue::Port(port)) => vec![("egress_port", port.into())],
+            (_, KeyValue::Port(port)) => vec![("ingress_port", port.into())],
+            (_, KeyValue::Service(service)) => vec![("service_id", service.into())],
+            (_, KeyValue::DeviceDirection(device, direction)) => {
+                vec![("device", device.into()), ("direction", direction.into())]
+            }
         };
         let table = self
             .index
             .table_by_id(key.table_id)
             .expect("keys are built from known tables");
-        table
+        let mut fields: Vec<FieldMatch> = table
             .match_fields
             .iter()
-            .zip(values)
-            .map(|(field, value)| FieldMatch {
+            .map(|field| FieldMatch {
                 field_id: field.id,
                 field_match_type: Some(field_match::FieldMatchType::Exact(field_match::Exact {
-                    value: codec::encode(value),
+                    value: codec::encode(named(&values, &field.name)),
                 })),
             })
-            .collect()
+            .collect();
+        // In id order, whatever order the P4Info lists them in.
+        fields.sort_by_key(|f| f.field_id);
+        fields
     }
 
     /// Whether `action` belongs to table `kind` (a typed action of another
@@ -719,6 +746,32 @@ impl Program {
             .collect();
         Some((metadata, frame[len..].to_vec()))
     }
+}
+
+/// The value of the field `name` among validated `values` (in the order of
+/// `fields`). The P4Info was compared to umbra.p4's by name, so every name
+/// the program uses exists.
+fn by_name<F>(
+    fields: &[F],
+    values: &[Option<u64>],
+    name_of: impl Fn(&F) -> &String,
+    name: &str,
+) -> u64 {
+    fields
+        .iter()
+        .zip(values)
+        .find(|(field, _)| name_of(field) == name)
+        .and_then(|(_, value)| *value)
+        .expect("the committed P4Info has every field of umbra.p4, each validated")
+}
+
+/// The value named `name` in a typed entity's (name, value) list.
+fn named(values: &[(&str, u64)], name: &str) -> u64 {
+    values
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .expect("the committed P4Info has exactly umbra.p4's fields")
 }
 
 /// Packs fields of the given widths (MSB first, as a P4 header) into bytes.
@@ -1005,14 +1058,20 @@ pub fn clone_session(entry: &CloneSessionEntry) -> EntityResult<CloneSession> {
                 )));
             }
         };
-        if port > u64::from(umbra_pipeline::DROP_PORT) || replica.instance > u32::from(u16::MAX) {
+        if port > u64::from(umbra_pipeline::DROP_PORT) {
             return Err(EntityError::new(
                 Code::OutOfRange,
                 format!(
-                    "replica (port {port}, instance {}) of clone session {} is out of range (9-bit port, 16-bit instance)",
-                    replica.instance, entry.session_id
+                    "replica port {port} of clone session {} does not fit in 9 bits",
+                    entry.session_id
                 ),
             ));
+        }
+        if replica.instance > u32::from(u16::MAX) {
+            return Err(EntityError::invalid(format!(
+                "replica instance {} of clone session {} does not fit in 16 bits (egress_rid)",
+                replica.instance, entry.session_id
+            )));
         }
         if !replica.backup_replicas.is_empty() {
             return Err(EntityError::new(
@@ -1038,15 +1097,18 @@ pub fn clone_session(entry: &CloneSessionEntry) -> EntityResult<CloneSession> {
     })
 }
 
-/// Whether a wildcard-or-exact read filter matches an installed entry.
-pub fn read_matches(filter: &TableEntry, key: &EntryKey, program: &Program) -> bool {
-    if filter.table_id != 0 && filter.table_id != key.table_id {
-        return false;
+/// A clone session as reads return it: replica ports in canonical form,
+/// in whichever of the two port fields the client used.
+pub fn canonical_clone_session(entry: &CloneSessionEntry) -> CloneSessionEntry {
+    let mut entry = entry.clone();
+    for replica in &mut entry.replicas {
+        if let Some(replica::PortKind::Port(bytes)) = &mut replica.port_kind
+            && let Ok(port) = codec::decode(bytes, umbra_pipeline::PORT_BITS)
+        {
+            *bytes = codec::encode(port);
+        }
     }
-    if filter.r#match.is_empty() {
-        return true;
-    }
-    program.entry_key(filter).is_ok_and(|wanted| wanted == *key)
+    entry
 }
 
 /// Converts a counter cell to the P4Runtime form.

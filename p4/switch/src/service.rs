@@ -23,14 +23,15 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use umbra_pipeline::{PORT_COUNT, Pipeline};
 use umbra_proto::google::rpc;
 use umbra_proto::p4::v1::{
-    self as p4, CapabilitiesRequest, CapabilitiesResponse, CloneSessionEntry, CounterEntry,
-    DirectCounterEntry, Entity, ForwardingPipelineConfig, GetForwardingPipelineConfigRequest,
-    GetForwardingPipelineConfigResponse, Index, PacketIn, PacketOutError,
-    PacketReplicationEngineEntry, ReadRequest, ReadResponse, SetForwardingPipelineConfigRequest,
-    SetForwardingPipelineConfigResponse, StreamError, StreamMessageRequest, StreamMessageResponse,
-    TableEntry, WriteRequest, WriteResponse, entity, get_forwarding_pipeline_config_request,
-    packet_replication_engine_entry, set_forwarding_pipeline_config_request, stream_error,
-    stream_message_request, stream_message_response, update, write_request,
+    self as p4, CapabilitiesRequest, CapabilitiesResponse, CloneSessionEntry, CounterData,
+    CounterEntry, DirectCounterEntry, Entity, ForwardingPipelineConfig,
+    GetForwardingPipelineConfigRequest, GetForwardingPipelineConfigResponse, Index, PacketIn,
+    PacketOutError, PacketReplicationEngineEntry, ReadRequest, ReadResponse,
+    SetForwardingPipelineConfigRequest, SetForwardingPipelineConfigResponse, StreamError,
+    StreamMessageRequest, StreamMessageResponse, TableEntry, WriteRequest, WriteResponse, entity,
+    get_forwarding_pipeline_config_request, packet_replication_engine_entry,
+    set_forwarding_pipeline_config_request, stream_error, stream_message_request,
+    stream_message_response, update, write_request,
 };
 
 use crate::arbitration::{self, Arbitration, StreamId};
@@ -235,11 +236,18 @@ impl P4RuntimeService {
         if results.iter().all(Result::is_ok) {
             Ok(WriteResponse {})
         } else {
-            Err(write_failure(&results))
+            Err(batch_failure("update", &results))
         }
     }
 
-    fn read_entities(&self, request: &ReadRequest) -> Result<Vec<Entity>, Status> {
+    /// Reads every requested entity. A request-wide problem (device,
+    /// pipeline) fails the whole Read; a problem with one entity fails only
+    /// that one: the others are still returned, followed by UNKNOWN with one
+    /// `p4.v1.Error` per requested entity.
+    fn read_entities(
+        &self,
+        request: &ReadRequest,
+    ) -> Result<(Vec<Entity>, Option<Status>), Status> {
         self.check_device(request.device_id)?;
         let state = lock(&self.inner.state);
         let program = state
@@ -249,65 +257,16 @@ impl P4RuntimeService {
             .ok_or_else(no_pipeline)?;
         let pipeline = &self.inner.pipeline;
         let mut out = Vec::new();
-        for (index, wanted) in request.entities.iter().enumerate() {
-            let fail =
-                |e: EntityError| Status::new(e.code, format!("entity {index}: {}", e.message));
-            match &wanted.entity {
-                Some(entity::Entity::TableEntry(filter)) => {
-                    read_table_entries(&program, pipeline, &state, filter, &mut out)
-                        .map_err(fail)?;
-                }
-                Some(entity::Entity::CounterEntry(filter)) => {
-                    read_counters(&program, pipeline, filter, &mut out).map_err(fail)?;
-                }
-                Some(entity::Entity::DirectCounterEntry(filter)) => {
-                    read_direct_counters(&program, pipeline, &state, filter, &mut out)
-                        .map_err(fail)?;
-                }
-                Some(entity::Entity::PacketReplicationEngineEntry(pre)) => match &pre.r#type {
-                    Some(packet_replication_engine_entry::Type::CloneSessionEntry(filter)) => {
-                        if filter.session_id == 0 {
-                            out.extend(state.clone_sessions.values().map(clone_session_entity));
-                        } else {
-                            let session =
-                                state
-                                    .clone_sessions
-                                    .get(&filter.session_id)
-                                    .ok_or_else(|| {
-                                        fail(EntityError {
-                                            code: Code::NotFound,
-                                            message: format!(
-                                                "clone session {} does not exist",
-                                                filter.session_id
-                                            ),
-                                        })
-                                    })?;
-                            out.push(clone_session_entity(session));
-                        }
-                    }
-                    Some(packet_replication_engine_entry::Type::MulticastGroupEntry(_)) => {
-                        return Err(Status::unimplemented(
-                            "multicast groups are not supported by this switch",
-                        ));
-                    }
-                    None => {
-                        return Err(Status::invalid_argument(format!(
-                            "entity {index}: PacketReplicationEngineEntry without a type"
-                        )));
-                    }
-                },
-                Some(other) => {
-                    return Err(Status::unimplemented(format!(
-                        "entity {index}: umbra.p4 has no {}",
-                        entity_kind(other)
-                    )));
-                }
-                None => {
-                    return Err(Status::invalid_argument(format!("entity {index} is empty")));
-                }
-            }
-        }
-        Ok(out)
+        let results: Vec<EntityResult<()>> = request
+            .entities
+            .iter()
+            .map(|wanted| read_entity(&program, pipeline, &state, wanted, &mut out))
+            .collect();
+        let failure = results
+            .iter()
+            .any(Result::is_err)
+            .then(|| batch_failure("entity", &results));
+        Ok((out, failure))
     }
 
     fn set_pipeline(&self, request: SetForwardingPipelineConfigRequest) -> Result<(), Status> {
@@ -332,12 +291,17 @@ impl P4RuntimeService {
                 self.commit(&mut state, committed, false);
             }
             Action::Commit => {
+                if request.config.is_some() {
+                    return Err(Status::invalid_argument(
+                        "COMMIT takes no config: it commits the one saved by VERIFY_AND_SAVE",
+                    ));
+                }
                 let saved = state.saved.take().ok_or_else(|| {
-                    Status::failed_precondition(
-                        "COMMIT needs a config saved by VERIFY_AND_SAVE first",
-                    )
+                    Status::not_found("COMMIT needs a config saved by VERIFY_AND_SAVE first")
                 })?;
-                self.commit(&mut state, saved, false);
+                // Writes made since the save were made against the saved
+                // config (the same program), so they stay.
+                self.commit(&mut state, saved, true);
             }
             Action::ReconcileAndCommit => {
                 let committed = verify(request.config)?;
@@ -373,6 +337,14 @@ impl P4RuntimeService {
     ) -> Result<(), Status> {
         match message.update {
             Some(stream_message_request::Update::Arbitration(update)) => {
+                if update.device_id != self.inner.device_id
+                    && lock(&self.inner.arbitration).is_registered(stream)
+                {
+                    return Err(Status::failed_precondition(format!(
+                        "this stream arbitrated for device {}; a stream cannot change its device",
+                        self.inner.device_id
+                    )));
+                }
                 self.check_device(update.device_id)?;
                 let role = update
                     .role
@@ -380,8 +352,8 @@ impl P4RuntimeService {
                     .map(|r| r.name.clone())
                     .unwrap_or_default();
                 if update.role.as_ref().is_some_and(|r| r.config.is_some()) {
-                    return Err(Status::unimplemented(
-                        "role configs are not supported; use a role name only",
+                    return Err(Status::invalid_argument(
+                        "role configs are not supported by this switch; use a role name only",
                     ));
                 }
                 lock(&self.inner.arbitration).arbitrate(
@@ -426,22 +398,28 @@ impl P4RuntimeService {
                     )));
                 }
             }
-            Some(stream_message_request::Update::DigestAck(_)) => {
+            Some(stream_message_request::Update::DigestAck(ack)) => {
                 let _ = sender.messages.try_send(Ok(stream_error(
                     EntityError {
                         code: Code::InvalidArgument,
                         message: "umbra.p4 has no digests".into(),
                     },
-                    None,
+                    Some(stream_error::Details::DigestListAck(
+                        p4::DigestListAckError {
+                            digest_list_ack: Some(ack),
+                        },
+                    )),
                 )));
             }
-            Some(stream_message_request::Update::Other(_)) => {
+            Some(stream_message_request::Update::Other(other)) => {
                 let _ = sender.messages.try_send(Ok(stream_error(
                     EntityError {
                         code: Code::Unimplemented,
                         message: "no extension messages are supported".into(),
                     },
-                    None,
+                    Some(stream_error::Details::Other(p4::StreamOtherError {
+                        other: Some(other),
+                    })),
                 )));
             }
             None => {
@@ -504,9 +482,10 @@ fn stream_error(
     }
 }
 
-/// The spec's answer to a failed batch: UNKNOWN, with one `p4.v1.Error` per
-/// update (OK for the ones that succeeded) in the status details.
-fn write_failure(results: &[EntityResult<()>]) -> Status {
+/// The spec's answer to a batch with failures: UNKNOWN, with one
+/// `p4.v1.Error` per update (or read entity) — OK for the ones that
+/// succeeded — in the status details.
+fn batch_failure(what: &str, results: &[EntityResult<()>]) -> Status {
     let failed: Vec<(usize, &EntityError)> = results
         .iter()
         .enumerate()
@@ -534,7 +513,7 @@ fn write_failure(results: &[EntityResult<()>]) -> Status {
         .collect();
     let (first_index, first) = failed[0];
     let message = format!(
-        "{} of {} update(s) failed; first: update {first_index}: {}",
+        "{} of {} {what}(s) failed; first: {what} {first_index}: {}",
         failed.len(),
         results.len(),
         first.message
@@ -545,6 +524,57 @@ fn write_failure(results: &[EntityResult<()>]) -> Status {
         details,
     };
     Status::with_details(Code::Unknown, message, status.encode_to_vec().into())
+}
+
+fn read_entity(
+    program: &Program,
+    pipeline: &Pipeline,
+    state: &DeviceState,
+    wanted: &Entity,
+    out: &mut Vec<Entity>,
+) -> EntityResult<()> {
+    let error = |code: Code, message: String| EntityError { code, message };
+    match &wanted.entity {
+        Some(entity::Entity::TableEntry(filter)) => {
+            read_table_entries(program, pipeline, state, filter, out)
+        }
+        Some(entity::Entity::CounterEntry(filter)) => read_counters(program, pipeline, filter, out),
+        Some(entity::Entity::DirectCounterEntry(filter)) => {
+            read_direct_counters(program, pipeline, state, filter, out)
+        }
+        Some(entity::Entity::PacketReplicationEngineEntry(pre)) => match &pre.r#type {
+            Some(packet_replication_engine_entry::Type::CloneSessionEntry(filter)) => {
+                if filter.session_id == 0 {
+                    out.extend(state.clone_sessions.values().map(clone_session_entity));
+                    return Ok(());
+                }
+                let session = state
+                    .clone_sessions
+                    .get(&filter.session_id)
+                    .ok_or_else(|| {
+                        error(
+                            Code::NotFound,
+                            format!("clone session {} does not exist", filter.session_id),
+                        )
+                    })?;
+                out.push(clone_session_entity(session));
+                Ok(())
+            }
+            Some(packet_replication_engine_entry::Type::MulticastGroupEntry(_)) => Err(error(
+                Code::Unimplemented,
+                "multicast groups are not supported by this switch".into(),
+            )),
+            None => Err(error(
+                Code::InvalidArgument,
+                "PacketReplicationEngineEntry without a type".into(),
+            )),
+        },
+        Some(other) => Err(error(
+            Code::Unimplemented,
+            format!("umbra.p4 has no {}", entity_kind(other)),
+        )),
+        None => Err(error(Code::InvalidArgument, "empty entity".into())),
+    }
 }
 
 fn entity_kind(entity: &entity::Entity) -> &'static str {
@@ -615,28 +645,32 @@ fn apply_update(
             }
             let kind = program.counter(entry.counter_id)?;
             let counter = counter_of(pipeline, kind);
-            let index = entry
-                .index
-                .as_ref()
-                .ok_or_else(|| invalid("a counter write needs an index".into()))?
-                .index;
-            let index = u64::try_from(index).unwrap_or(u64::MAX);
-            let out_of_range = |e: umbra_pipeline::PipelineError| EntityError {
-                code: Code::OutOfRange,
-                message: e.to_string(),
+            // No data: nothing to change (spec: MODIFY without data is a no-op).
+            let Some(data) = entry.data else {
+                return Ok(());
             };
-            let old = counter.read(index).map_err(out_of_range)?;
-            let data = entry.data.unwrap_or_default();
-            counter
-                .write(
-                    index,
-                    umbra_pipeline::CounterData {
-                        packets: data.packet_count.max(0) as u64,
-                        bytes: data.byte_count.max(0) as u64,
-                    },
-                )
-                .map_err(out_of_range)?;
-            counter_undo.push((kind, index, old));
+            check_counter_data(&data)?;
+            let indexes: Vec<u64> = match &entry.index {
+                Some(Index { index }) => vec![
+                    u64::try_from(*index)
+                        .map_err(|_| invalid(format!("counter index {index} is negative")))?,
+                ],
+                // No index: every cell of the counter.
+                None => (0..counter.size() as u64).collect(),
+            };
+            let value = umbra_pipeline::CounterData {
+                packets: data.packet_count as u64,
+                bytes: data.byte_count as u64,
+            };
+            for index in indexes {
+                let out_of_range = |e: umbra_pipeline::PipelineError| EntityError {
+                    code: Code::OutOfRange,
+                    message: e.to_string(),
+                };
+                let old = counter.read(index).map_err(out_of_range)?;
+                counter.write(index, value).map_err(out_of_range)?;
+                counter_undo.push((kind, index, old));
+            }
             Ok(())
         }
         entity::Entity::DirectCounterEntry(entry) => {
@@ -657,7 +691,22 @@ fn apply_update(
                 )));
             }
             let key = program.entry_key(table_entry)?;
-            writer.set_direct_counter(key, &entry.data.unwrap_or_default())
+            match &entry.data {
+                Some(data) => {
+                    check_counter_data(data)?;
+                    writer.set_direct_counter(key, data)
+                }
+                // No data: nothing to change, but the entry must exist.
+                None => program::installed(writer.tables, &key)
+                    .map(|_| ())
+                    .ok_or_else(|| EntityError {
+                        code: Code::NotFound,
+                        message: format!(
+                            "no such entry in table {:?}",
+                            program.table_name(key.table_id)
+                        ),
+                    }),
+            }
         }
         entity::Entity::PacketReplicationEngineEntry(pre) => match &pre.r#type {
             Some(packet_replication_engine_entry::Type::CloneSessionEntry(entry)) => {
@@ -688,7 +737,9 @@ fn apply_update(
                         } else {
                             sessions.modify(session).map_err(map_err)?;
                         }
-                        state.clone_sessions.insert(entry.session_id, entry.clone());
+                        state
+                            .clone_sessions
+                            .insert(entry.session_id, program::canonical_clone_session(entry));
                     }
                 }
                 Ok(())
@@ -721,10 +772,26 @@ fn apply_table_entry(
         code: Code::InvalidArgument,
         message,
     };
+    // Read-only fields have no meaning in a write (spec §9.1).
+    if entry.is_const {
+        return Err(invalid(
+            "is_const is read-only and cannot be written".into(),
+        ));
+    }
+    if entry.time_since_last_hit.is_some() {
+        return Err(invalid(
+            "time_since_last_hit is read-only and cannot be written".into(),
+        ));
+    }
     if entry.is_default_action {
         let kind = program.table_kind(entry.table_id)?;
         if !entry.r#match.is_empty() {
             return Err(invalid("the default entry has no match fields".into()));
+        }
+        if entry.priority != 0 || entry.idle_timeout_ns != 0 {
+            return Err(invalid(
+                "the default entry has no priority and no idle timeout".into(),
+            ));
         }
         if op != TableOp::Modify {
             return Err(invalid(format!(
@@ -739,6 +806,13 @@ fn apply_table_entry(
         return writer.set_default(kind, action);
     }
     let key = program.entry_key(entry)?;
+    if op == TableOp::Delete {
+        // Only the key identifies what to delete; every other field is
+        // ignored (spec §9.1).
+        writer.apply(TableOp::Delete, key, None)?;
+        state.entries.remove(&key);
+        return Ok(());
+    }
     if entry.idle_timeout_ns != 0 {
         return Err(invalid(format!(
             "table {:?} does not support idle timeouts",
@@ -751,34 +825,60 @@ fn apply_table_entry(
             program.table_name(entry.table_id)
         )));
     }
-    if entry.counter_data.is_some() && !program.has_direct_counter(entry.table_id) {
-        return Err(invalid(format!(
-            "table {:?} has no direct counter",
-            program.table_name(entry.table_id)
-        )));
+    if let Some(data) = &entry.counter_data {
+        if !program.has_direct_counter(entry.table_id) {
+            return Err(invalid(format!(
+                "table {:?} has no direct counter",
+                program.table_name(entry.table_id)
+            )));
+        }
+        check_counter_data(data)?;
     }
-    match op {
-        TableOp::Delete => {
-            writer.apply(TableOp::Delete, key, None)?;
-            state.entries.remove(&key);
-        }
-        TableOp::Insert | TableOp::Modify => {
-            let action = program.entry_action(entry.table_id, entry.action.as_ref())?;
-            writer.apply(op, key, Some(action))?;
-            if let Some(data) = &entry.counter_data {
-                writer.set_direct_counter(key, data)?;
-            }
-            state.entries.insert(
-                key,
-                TableEntry {
-                    table_id: entry.table_id,
-                    r#match: program.match_message(&key),
-                    action: Some(program.action_message(action)),
-                    metadata: entry.metadata.clone(),
-                    ..TableEntry::default()
-                },
-            );
-        }
+    let action = match (&entry.action, op) {
+        // MODIFY without an action changes only what it carries (counter
+        // data) and keeps the installed action.
+        (None, TableOp::Modify) => program::installed(writer.tables, &key)
+            .map(|(action, _)| action)
+            .ok_or_else(|| EntityError {
+                code: Code::NotFound,
+                message: format!(
+                    "no such entry in table {:?}",
+                    program.table_name(entry.table_id)
+                ),
+            })?,
+        _ => program.entry_action(entry.table_id, entry.action.as_ref())?,
+    };
+    writer.apply(op, key, Some(action))?;
+    if let Some(data) = &entry.counter_data {
+        writer.set_direct_counter(key, data)?;
+    }
+    let metadata = match (&entry.action, state.entries.get(&key)) {
+        (None, Some(installed)) => installed.metadata.clone(),
+        _ => entry.metadata.clone(),
+    };
+    state.entries.insert(
+        key,
+        TableEntry {
+            table_id: entry.table_id,
+            r#match: program.match_message(&key),
+            action: Some(program.action_message(action)),
+            metadata,
+            ..TableEntry::default()
+        },
+    );
+    Ok(())
+}
+
+/// Counter values are counts: a negative one is a client error.
+fn check_counter_data(data: &CounterData) -> EntityResult<()> {
+    if data.packet_count < 0 || data.byte_count < 0 {
+        return Err(EntityError {
+            code: Code::InvalidArgument,
+            message: format!(
+                "counter values cannot be negative (packets {}, bytes {})",
+                data.packet_count, data.byte_count
+            ),
+        });
     }
     Ok(())
 }
@@ -830,10 +930,20 @@ fn read_table_entries(
             ),
         });
     }
+    // Optional filters besides the key (spec §11.1): the action and the
+    // metadata, compared in canonical form.
+    let action_filter = filter.action.as_ref().map(canonical_action);
     pipeline.read(|tables| {
-        let selected = state.entries.iter().filter(|(key, _)| match exact {
-            Some(wanted) => **key == wanted,
-            None => filter.table_id == 0 || key.table_id == filter.table_id,
+        let selected = state.entries.iter().filter(|(key, entry)| {
+            let key_matches = match exact {
+                Some(wanted) => **key == wanted,
+                None => filter.table_id == 0 || key.table_id == filter.table_id,
+            };
+            key_matches
+                && action_filter
+                    .as_ref()
+                    .is_none_or(|wanted| entry.action.as_ref() == Some(wanted))
+                && (filter.metadata.is_empty() || entry.metadata == filter.metadata)
         });
         for (key, entry) in selected {
             let mut entry = entry.clone();
@@ -843,18 +953,24 @@ fn read_table_entries(
             out.push(wrap(entry));
         }
     });
-    if let Some(key) = exact
-        && !state.entries.contains_key(&key)
-    {
-        return Err(EntityError {
-            code: Code::NotFound,
-            message: format!(
-                "no such entry in table {:?}",
-                program.table_name(key.table_id)
-            ),
-        });
-    }
+    // A full key that is not installed reads as nothing ("at most one
+    // entry will be returned"), not as an error.
     Ok(())
+}
+
+/// An action with its params in id order and canonical bytestrings, the
+/// form installed entries are kept in.
+fn canonical_action(action: &p4::TableAction) -> p4::TableAction {
+    let mut action = action.clone();
+    if let Some(p4::table_action::Type::Action(a)) = &mut action.r#type {
+        for param in &mut a.params {
+            if let Ok(value) = crate::codec::decode(&param.value, 64) {
+                param.value = crate::codec::encode(value);
+            }
+        }
+        a.params.sort_by_key(|p| p.param_id);
+    }
+    action
 }
 
 fn read_counters(
@@ -921,7 +1037,17 @@ fn read_direct_counters(
     let exact = if table_filter.r#match.is_empty() {
         None
     } else {
-        Some(program.entry_key(&table_filter)?)
+        let key = program.entry_key(&table_filter)?;
+        if !state.entries.contains_key(&key) {
+            return Err(EntityError {
+                code: Code::NotFound,
+                message: format!(
+                    "no such entry in table {:?}",
+                    program.table_name(key.table_id)
+                ),
+            });
+        }
+        Some(key)
     };
     pipeline.read(|tables| {
         for (key, entry) in &state.entries {
@@ -977,7 +1103,7 @@ impl p4::p4_runtime_server::P4Runtime for P4RuntimeService {
         &self,
         request: Request<ReadRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
-        let entities = self.read_entities(&request.into_inner())?;
+        let (entities, failure) = self.read_entities(&request.into_inner())?;
         let mut chunks: Vec<Result<ReadResponse, Status>> = entities
             .chunks(READ_CHUNK)
             .map(|chunk| {
@@ -986,9 +1112,10 @@ impl p4::p4_runtime_server::P4Runtime for P4RuntimeService {
                 })
             })
             .collect();
-        if chunks.is_empty() {
+        if chunks.is_empty() && failure.is_none() {
             chunks.push(Ok(ReadResponse::default()));
         }
+        chunks.extend(failure.map(Err));
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
@@ -1011,7 +1138,12 @@ impl p4::p4_runtime_server::P4Runtime for P4RuntimeService {
             Status::invalid_argument(format!("unknown response type {}", request.response_type))
         })?;
         let state = lock(&self.inner.state);
-        let committed = state.committed.as_ref().ok_or_else(no_pipeline)?;
+        let Some(committed) = state.committed.as_ref() else {
+            // No pipeline yet: an answer without a config (spec §14.2).
+            return Ok(Response::new(GetForwardingPipelineConfigResponse {
+                config: None,
+            }));
+        };
         let full = &committed.config;
         let config = match response_type {
             ResponseType::All => full.clone(),
@@ -1075,8 +1207,15 @@ impl p4::p4_runtime_server::P4Runtime for P4RuntimeService {
                     Ok(None) => break,
                     Err(status) => {
                         // Undecodable bytes or a broken connection: this
-                        // stream ends, the switch carries on.
+                        // stream ends (telling the client why, if it still
+                        // listens), the switch carries on.
                         tracing::debug!(stream, %status, "StreamChannel read failed");
+                        let _ = sender
+                            .messages
+                            .try_send(Err(Status::invalid_argument(format!(
+                                "StreamChannel message could not be read: {}",
+                                status.message()
+                            ))));
                         break;
                     }
                 }
