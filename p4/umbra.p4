@@ -329,8 +329,13 @@ control UmbraIngress(inout headers_t hdr,
 
             switch (port_classify.apply().action_run) {
                 set_service: {
-                    service_selector.apply();
-                    device_portmap.apply();
+                    // Steer only through a device the selector named: a
+                    // miss (or drop) must not fall through to device 0.
+                    switch (service_selector.apply().action_run) {
+                        set_active_device: {
+                            device_portmap.apply();
+                        }
+                    }
                     mirror_sampling.apply();
                 }
             }

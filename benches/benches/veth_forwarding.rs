@@ -21,18 +21,9 @@ use umbra_pipeline::{
     DevicePortmapAction, DevicePortmapKey, Pipeline, PipelineError, PortClassifyAction,
     ServiceSelectorAction,
 };
-
-// The dataplane lives in `umbra-switch`; until that crate exports it
-// (`pub mod dataplane;`), compile its source here directly.
-#[path = "../../p4/switch/src"]
-#[allow(dead_code, unused_imports)]
-mod switch_src {
-    pub mod dataplane;
-}
-
-use switch_src::dataplane::af_packet::{PacketSocket, PacketSocketOptions, SendBatch};
-use switch_src::dataplane::veth_lab::VethLab;
-use switch_src::dataplane::{Dataplane, DataplaneOptions};
+use umbra_switch::dataplane::af_packet::{PacketSocket, PacketSocketOptions, SendBatch};
+use umbra_switch::dataplane::veth_lab::VethLab;
+use umbra_switch::dataplane::{Dataplane, DataplaneOptions};
 
 const FRAMES_PER_ITERATION: u64 = 20_000;
 const SEND_BATCH: usize = 64;
@@ -120,11 +111,7 @@ fn set_up() -> Result<Lab, String> {
             &ports,
             umbra_pipeline::CPU_PORT,
             packet_in,
-            DataplaneOptions {
-                forwarding_threads: std::env::var("FWD_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
-                batch_size: std::env::var("FWD_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
-                ..DataplaneOptions::default()
-            },
+            DataplaneOptions::default(),
         )
     })
     .map_err(|e| e.to_string())?

@@ -281,9 +281,7 @@ impl Pipeline {
     /// then the original unless it was dropped.
     ///
     /// Semantics are v1model's as bmv2 implements them: `egress_spec` starts
-    /// at 0; `mark_to_drop` sets it to 511, and a later action may overwrite
-    /// it (e.g. a `service_selector` miss followed by a `device_portmap` hit
-    /// for device 0 forwards); the packet is dropped iff `egress_spec` is 511
+    /// at 0; `mark_to_drop` sets it to 511; the packet is dropped iff `egress_spec` is 511
     /// at the end of ingress; a clone is made even if the original is
     /// dropped; a clone to a session that does not exist is skipped; direct
     /// counters count hits only; `truncate(n)` cuts the deparsed packet
@@ -338,18 +336,17 @@ impl Pipeline {
                     service_id,
                     direction,
                 } => {
-                    let device = match tables.service_selector.apply(service_id, ingress_len) {
-                        ServiceSelectorAction::SetActiveDevice { device } => device,
-                        // `drop()` sets egress_spec to 511, but device_portmap
-                        // below always assigns egress_spec again (steer or
-                        // drop), looking up device 0 (`meta.device`'s initial
-                        // value): a (0, direction) entry would forward.
-                        ServiceSelectorAction::Drop => 0,
-                    };
-                    let key = DevicePortmapKey { device, direction };
-                    match tables.device_portmap.apply(key, ingress_len) {
-                        DevicePortmapAction::SteerToPort { port } => egress_spec = port,
-                        DevicePortmapAction::Drop => egress_spec = DROP_PORT,
+                    // device_portmap runs only when the selector named a
+                    // device (`switch (...action_run) { set_active_device: }`).
+                    match tables.service_selector.apply(service_id, ingress_len) {
+                        ServiceSelectorAction::SetActiveDevice { device } => {
+                            let key = DevicePortmapKey { device, direction };
+                            match tables.device_portmap.apply(key, ingress_len) {
+                                DevicePortmapAction::SteerToPort { port } => egress_spec = port,
+                                DevicePortmapAction::Drop => egress_spec = DROP_PORT,
+                            }
+                        }
+                        ServiceSelectorAction::Drop => egress_spec = DROP_PORT,
                     }
                     match tables.mirror_sampling.apply(ingress_port, ingress_len) {
                         MirrorSamplingAction::SamplePerPacket { one_in_n, session } => {

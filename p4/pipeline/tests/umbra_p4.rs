@@ -246,9 +246,9 @@ fn defaults_drop() {
 }
 
 #[test]
-fn selector_drop_is_overwritten_by_a_device_zero_portmap_entry() {
-    // Sequential v1model semantics: mark_to_drop only sets egress_spec, and
-    // device_portmap runs after it with meta.device still 0.
+fn a_selector_miss_drops_even_with_a_device_zero_portmap_entry() {
+    // umbra.p4 applies device_portmap only when service_selector ran
+    // set_active_device, so a miss cannot fall through to device 0.
     let p = lab();
     let mut ctx = PacketContext::with_seed(1);
     p.update(|t| {
@@ -262,7 +262,14 @@ fn selector_drop_is_overwritten_by_a_device_zero_portmap_entry() {
         )
     })
     .unwrap();
-    assert_eq!(ports(&run(&p, &mut ctx, CLIENT, &client_frame(0))), vec![9]);
+    assert!(run(&p, &mut ctx, CLIENT, &client_frame(0)).is_empty());
+    // A selector whose action is drop() does not steer either.
+    p.update(|t| {
+        t.service_selector
+            .insert(SERVICE, ServiceSelectorAction::Drop)
+    })
+    .unwrap();
+    assert!(run(&p, &mut ctx, CLIENT, &client_frame(0)).is_empty());
 }
 
 #[test]
