@@ -6,4 +6,4 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 UMBRA_SKIP_PYTHON=1 bash scripts/install-deps.sh
-exec cargo run --release --locked -p umbra-cli -- demo "$@"
+exec cargo run --release -p umbra-cli -- demo "$@"
