@@ -20,6 +20,11 @@ if ((${#need[@]})); then
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# WebAssembly policies are components for wasm32-wasip2.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
+
 if [[ -z "${UMBRA_SKIP_PYTHON:-}" ]]; then
     bash "$root/scripts/setup-python.sh"
 fi

@@ -5,4 +5,6 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bash scripts/install-deps.sh
+# The default WASM policies (wasm32-wasip2 components) the policy tests load.
+bash scripts/build-policies.sh >/dev/null
 cargo test --workspace "$@"

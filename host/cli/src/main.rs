@@ -25,6 +25,9 @@ enum Command {
     Switch(umbra_switch::SwitchOptions),
     /// Run the switch lab (needs root): namespaces, `umbra switch`, the host client; steer, sample, fail over with one write.
     Demo(DemoArgs),
+    /// Write, build and test policies: `umbra policy new|build|test`.
+    #[command(subcommand)]
+    Policy(umbra_policy_cli::PolicyCommand),
 }
 
 /// Options of `umbra demo`.
@@ -77,6 +80,11 @@ fn main() -> ExitCode {
                 }
             },
             Command::Demo(args) => demo(args, shutdown).await,
+            Command::Policy(command) => {
+                tokio::task::spawn_blocking(move || umbra_policy_cli::run(command))
+                    .await
+                    .unwrap_or(ExitCode::FAILURE)
+            }
         };
         signals.abort();
         code

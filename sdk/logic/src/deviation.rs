@@ -1,0 +1,509 @@
+//! A metric's deviation from its historical baseline, as z-scores over the
+//! window, and the measures of how fast that deviation grows. Shared by the
+//! default drift and correlation decisions, and usable by authors who want
+//! the same numbers with a different way of scoring them.
+
+use std::fmt;
+
+use crate::config::{ConfigReader, num};
+use crate::stats;
+use crate::types::{ConfigPairs, Series};
+
+/// Largest |z| kept: a baseline with almost no spread would otherwise turn a
+/// small change into an astronomically large z and slope.
+pub const Z_LIMIT: f64 = 1000.0;
+
+/// Smallest standard deviation used, whatever the baseline and the ratio say.
+const MIN_SIGMA: f64 = 1e-9;
+
+/// How a metric's samples are turned into z-scores against its baseline.
+///
+/// Configuration keys (shared by the drift and correlation policies):
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `ewma-alpha` | 0.3 | smoothing of the z-score level, in (0, 1] |
+/// | `min-samples` | 5 | present samples a metric needs to be scored (≥ 2) |
+/// | `min-baseline-samples` | 10 | samples a baseline needs to be trusted |
+/// | `min-stddev-ratio` | 0.01 | floor of the baseline stddev, as a fraction of its mean |
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZScoring {
+    /// Smoothing factor of the EWMA of the z-scores (the "level"), in (0, 1].
+    pub ewma_alpha: f64,
+    /// Present samples a metric needs in the window to be scored (≥ 2).
+    pub min_samples: usize,
+    /// Samples a baseline must have been built from to be trusted.
+    pub min_baseline_samples: u32,
+    /// Floor of the baseline's standard deviation as a fraction of |mean|,
+    /// so that a metric that never moved historically does not turn noise
+    /// into huge z-scores.
+    pub min_stddev_ratio: f64,
+}
+
+impl Default for ZScoring {
+    fn default() -> Self {
+        Self {
+            ewma_alpha: 0.3,
+            min_samples: 5,
+            min_baseline_samples: 10,
+            min_stddev_ratio: 0.01,
+        }
+    }
+}
+
+impl ZScoring {
+    /// Reads the shared keys.
+    pub(crate) fn read(reader: &mut ConfigReader<'_>) -> Self {
+        let d = Self::default();
+        Self {
+            ewma_alpha: reader.f64(
+                "ewma-alpha",
+                d.ewma_alpha,
+                |a| a > 0.0 && a <= 1.0,
+                "in (0, 1]",
+            ),
+            min_samples: reader.usize("min-samples", d.min_samples, |n| n >= 2, "at least 2"),
+            min_baseline_samples: reader.u32(
+                "min-baseline-samples",
+                d.min_baseline_samples,
+                |_| true,
+                "",
+            ),
+            min_stddev_ratio: reader.f64(
+                "min-stddev-ratio",
+                d.min_stddev_ratio,
+                |r| r >= 0.0,
+                "at least 0",
+            ),
+        }
+    }
+
+    /// Writes the shared keys.
+    pub(crate) fn write(&self, out: &mut ConfigPairs) {
+        out.push(("ewma-alpha".into(), num(self.ewma_alpha)));
+        out.push(("min-samples".into(), self.min_samples.to_string()));
+        out.push((
+            "min-baseline-samples".into(),
+            self.min_baseline_samples.to_string(),
+        ));
+        out.push(("min-stddev-ratio".into(), num(self.min_stddev_ratio)));
+    }
+}
+
+/// Which side of the baseline counts as deviating, for one metric.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// Both sides: the magnitude is |z|.
+    #[default]
+    Both,
+    /// Only above the baseline (e.g. error rates): the magnitude is
+    /// max(z, 0).
+    Rising,
+    /// Only below the baseline (e.g. traffic volumes, where a rise is load
+    /// and a fall is failure): the magnitude is max(−z, 0).
+    Falling,
+}
+
+impl Direction {
+    /// The magnitude of the deviation `z` counted in this direction (≥ 0).
+    pub fn magnitude(self, z: f64) -> f64 {
+        match self {
+            Self::Both => z.abs(),
+            Self::Rising => z.max(0.0),
+            Self::Falling => (-z).max(0.0),
+        }
+    }
+}
+
+/// Why a metric could not be scored.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unusable {
+    /// The baseline was built from too few samples (or none yet).
+    NoBaseline {
+        /// Samples the baseline has.
+        samples: u32,
+        /// Samples required by [`ZScoring::min_baseline_samples`].
+        needed: u32,
+    },
+    /// The baseline's mean or standard deviation is not a finite number, or
+    /// the standard deviation is negative.
+    BadBaseline,
+    /// Too few samples were present in the window.
+    TooFewSamples {
+        /// Samples present.
+        present: usize,
+        /// Samples required by [`ZScoring::min_samples`].
+        needed: usize,
+    },
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoBaseline { samples, needed } => {
+                write!(f, "no baseline yet: {samples} of {needed} samples")
+            }
+            Self::BadBaseline => f.write_str("baseline is not a valid mean and stddev"),
+            Self::TooFewSamples { present, needed } => {
+                write!(f, "{present} samples present, {needed} needed")
+            }
+        }
+    }
+}
+
+/// One sample of a [`Deviation`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ZSample {
+    /// Time of the sample, in milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// Seconds from the observation's newest tick (≤ 0 for a well-formed
+    /// observation).
+    pub t_s: f64,
+    /// z-score against the baseline, clamped to ±[`Z_LIMIT`].
+    pub z: f64,
+}
+
+/// One metric's deviation from its baseline over the window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deviation {
+    /// The samples used (present, finite values), oldest first.
+    pub samples: Vec<ZSample>,
+    /// EWMA of the z-scores at the newest sample: the current, smoothed
+    /// deviation.
+    pub level: f64,
+    /// Baseline mean.
+    pub mean: f64,
+    /// Standard deviation the z-scores were computed with (the baseline's,
+    /// raised to the configured floor).
+    pub sigma: f64,
+    /// Newest value used.
+    pub last_value: f64,
+}
+
+impl Deviation {
+    /// Computes the deviation of `series` from its baseline; `timestamps_ms`
+    /// are the observation's sample times (samples beyond the shorter of
+    /// the two are ignored).
+    ///
+    /// # Errors
+    ///
+    /// [`Unusable`] when the baseline is missing or invalid, or too few
+    /// samples are present.
+    pub fn of(
+        series: &Series,
+        timestamps_ms: &[i64],
+        scoring: &ZScoring,
+    ) -> Result<Self, Unusable> {
+        let baseline = &series.baseline;
+        if baseline.samples < scoring.min_baseline_samples || baseline.samples == 0 {
+            return Err(Unusable::NoBaseline {
+                samples: baseline.samples,
+                needed: scoring.min_baseline_samples.max(1),
+            });
+        }
+        if !baseline.mean.is_finite() || !baseline.stddev.is_finite() || baseline.stddev < 0.0 {
+            return Err(Unusable::BadBaseline);
+        }
+        let mean = baseline.mean;
+        let floor = if scoring.min_stddev_ratio.is_finite() {
+            scoring.min_stddev_ratio * mean.abs()
+        } else {
+            0.0
+        };
+        let sigma = baseline.stddev.max(floor).max(MIN_SIGMA);
+        // An invalid alpha (only possible when the struct is built by hand)
+        // follows the last sample.
+        let alpha = if scoring.ewma_alpha > 0.0 && scoring.ewma_alpha <= 1.0 {
+            scoring.ewma_alpha
+        } else {
+            1.0
+        };
+
+        // This runs for every metric of both devices on every tick: one
+        // allocation, one pass.
+        let n = series.values.len().min(timestamps_ms.len());
+        let origin = timestamps_ms.get(n.wrapping_sub(1)).copied().unwrap_or(0) as f64;
+        let mut missing = Vec::new();
+        if !series.missing.is_empty() {
+            missing = vec![false; n];
+            for &i in &series.missing {
+                if let Some(m) = usize::try_from(i).ok().and_then(|i| missing.get_mut(i)) {
+                    *m = true;
+                }
+            }
+        }
+        let mut samples = Vec::with_capacity(n);
+        let (mut level, mut last_value) = (0.0, 0.0);
+        for (i, (&timestamp_ms, &v)) in timestamps_ms[..n]
+            .iter()
+            .zip(&series.values[..n])
+            .enumerate()
+        {
+            if !v.is_finite() || missing.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            // Both operands are finite, so the quotient is finite or ±∞ and
+            // the clamp bounds it: a tiny sigma cannot produce absurd z.
+            let z = ((v - mean) / sigma).clamp(-Z_LIMIT, Z_LIMIT);
+            // The same update as `stats::Ewma`.
+            level = if samples.is_empty() {
+                z
+            } else {
+                alpha * z + (1.0 - alpha) * level
+            };
+            last_value = v;
+            samples.push(ZSample {
+                timestamp_ms,
+                // i64 → f64 is exact for epoch milliseconds of this era.
+                t_s: (timestamp_ms as f64 - origin) / 1000.0,
+                z,
+            });
+        }
+        let needed = scoring.min_samples.max(2);
+        if samples.len() < needed {
+            return Err(Unusable::TooFewSamples {
+                present: samples.len(),
+                needed,
+            });
+        }
+        Ok(Self {
+            samples,
+            level,
+            mean,
+            sigma,
+            last_value,
+        })
+    }
+
+    /// Samples used.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether no sample was used (never true for a value returned by
+    /// [`Deviation::of`]).
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Seconds between the oldest and the newest sample used.
+    pub fn span_s(&self) -> f64 {
+        match (self.samples.first(), self.samples.last()) {
+            (Some(a), Some(b)) => b.t_s - a.t_s,
+            _ => 0.0,
+        }
+    }
+
+    /// The newest `window` samples.
+    fn newest(&self, window: usize) -> &[ZSample] {
+        &self.samples[self.len().saturating_sub(window)..]
+    }
+
+    /// `(t, magnitude)` for the newest `window` samples, the magnitude of
+    /// the deviation counted in `direction` (see [`Direction::magnitude`]).
+    pub fn magnitude_points(&self, window: usize, direction: Direction) -> Vec<(f64, f64)> {
+        self.newest(window)
+            .iter()
+            .map(|s| (s.t_s, direction.magnitude(s.z)))
+            .collect()
+    }
+
+    /// Least-squares slope of the deviation's magnitude over the newest
+    /// `window` samples, in z per second: how fast the deviation grows
+    /// (negative when it shrinks back toward the baseline). 0 when
+    /// undefined.
+    pub fn growth_rate(&self, window: usize, direction: Direction) -> f64 {
+        let points = self
+            .newest(window)
+            .iter()
+            .map(|s| (s.t_s, direction.magnitude(s.z)));
+        stats::slope_of(points).unwrap_or(0.0)
+    }
+
+    /// Upward CUSUM of the derivative of the deviation's magnitude over the
+    /// newest `window` samples, with `slack` in z per second (see
+    /// [`stats::cusum`]): the growth of the deviation, in z, that a rate
+    /// above `slack` has accumulated.
+    pub fn growth_cusum(&self, window: usize, slack: f64, direction: Direction) -> f64 {
+        let points = self
+            .newest(window)
+            .iter()
+            .map(|s| (s.t_s, direction.magnitude(s.z)));
+        stats::cusum_of(points, slack).rise
+    }
+
+    /// Least-squares slope of the signed z over every sample, in z per
+    /// second; 0 when undefined.
+    pub fn slope(&self) -> f64 {
+        stats::slope_of(self.samples.iter().map(|s| (s.t_s, s.z))).unwrap_or(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Baseline;
+
+    fn series(values: &[f64], missing: &[u32], baseline: Baseline) -> Series {
+        Series {
+            name: "cpu".into(),
+            values: values.to_vec(),
+            missing: missing.to_vec(),
+            baseline,
+        }
+    }
+
+    /// One sample per second from t = 1000 s.
+    fn times(n: usize) -> Vec<i64> {
+        (0..n as i64).map(|i| 1_000_000 + 1000 * i).collect()
+    }
+
+    fn of(series: &Series, scoring: &ZScoring) -> Result<Deviation, Unusable> {
+        Deviation::of(series, &times(series.values.len()), scoring)
+    }
+
+    fn z(d: &Deviation) -> Vec<f64> {
+        d.samples.iter().map(|s| s.z).collect()
+    }
+
+    fn baseline(mean: f64, stddev: f64) -> Baseline {
+        Baseline {
+            mean,
+            stddev,
+            samples: 100,
+        }
+    }
+
+    #[test]
+    fn z_scores_level_and_rates_by_hand() {
+        let s = series(&[10.0, 12.0, 14.0, 16.0, 18.0], &[], baseline(10.0, 2.0));
+        let scoring = ZScoring {
+            ewma_alpha: 0.5,
+            ..ZScoring::default()
+        };
+        let d = of(&s, &scoring).unwrap();
+        assert_eq!(z(&d), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        let times: Vec<f64> = d.samples.iter().map(|s| s.t_s).collect();
+        assert_eq!(times, vec![-4.0, -3.0, -2.0, -1.0, 0.0]);
+        // 0 → 0.5 → 1.25 → 2.125 → 3.0625
+        assert_eq!(d.level, 3.0625);
+        assert_eq!(d.growth_rate(30, Direction::Both), 1.0);
+        assert_eq!(d.growth_rate(2, Direction::Both), 1.0);
+        assert_eq!(d.slope(), 1.0);
+        // Rises of 1 z per second against a slack of 0.25: 0.75 per step.
+        assert_eq!(d.growth_cusum(30, 0.25, Direction::Both), 3.0);
+        assert_eq!(d.span_s(), 4.0);
+        assert_eq!(d.last_value, 18.0);
+    }
+
+    #[test]
+    fn deviation_below_the_baseline_grows_too() {
+        let s = series(&[10.0, 8.0, 6.0, 4.0, 2.0], &[], baseline(10.0, 2.0));
+        let d = of(&s, &ZScoring::default()).unwrap();
+        assert!(d.level < 0.0);
+        assert_eq!(d.growth_rate(30, Direction::Both), 1.0);
+        assert_eq!(d.growth_rate(30, Direction::Falling), 1.0);
+        // Counted upward only, a fall is no deviation at all.
+        assert_eq!(d.growth_rate(30, Direction::Rising), 0.0);
+        assert_eq!(d.growth_cusum(30, 0.0, Direction::Rising), 0.0);
+        assert_eq!(d.slope(), -1.0);
+    }
+
+    #[test]
+    fn missing_samples_are_skipped() {
+        let s = series(
+            &[10.0, 99.0, 12.0, 14.0, f64::NAN, 16.0],
+            &[1],
+            baseline(10.0, 2.0),
+        );
+        let scoring = ZScoring {
+            min_samples: 4,
+            ..ZScoring::default()
+        };
+        let d = of(&s, &scoring).unwrap();
+        assert_eq!(z(&d), vec![0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(
+            d.samples.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(),
+            vec![1_000_000, 1_002_000, 1_003_000, 1_005_000]
+        );
+    }
+
+    #[test]
+    fn unusable_series_say_why() {
+        let scoring = ZScoring::default();
+        let no_baseline = Baseline {
+            samples: 3,
+            ..baseline(1.0, 1.0)
+        };
+        assert_eq!(
+            of(&series(&[1.0; 10], &[], no_baseline), &scoring),
+            Err(Unusable::NoBaseline {
+                samples: 3,
+                needed: 10
+            })
+        );
+        assert_eq!(
+            of(&series(&[1.0; 10], &[], baseline(f64::NAN, 1.0)), &scoring),
+            Err(Unusable::BadBaseline)
+        );
+        assert_eq!(
+            of(&series(&[1.0; 10], &[], baseline(1.0, -1.0)), &scoring),
+            Err(Unusable::BadBaseline)
+        );
+        let mostly_missing = [0, 1, 3, 4, 7];
+        assert_eq!(
+            of(
+                &series(&[1.0; 8], &mostly_missing, baseline(1.0, 1.0)),
+                &scoring
+            ),
+            Err(Unusable::TooFewSamples {
+                present: 3,
+                needed: 5
+            })
+        );
+        assert_eq!(
+            Unusable::NoBaseline {
+                samples: 0,
+                needed: 10
+            }
+            .to_string(),
+            "no baseline yet: 0 of 10 samples"
+        );
+    }
+
+    #[test]
+    fn stddev_floor_and_clamp_keep_z_finite() {
+        // A baseline with no spread: the 1 % floor gives sigma = 1.
+        let d = of(
+            &series(
+                &[100.0, 101.0, 102.0, 103.0, 104.0],
+                &[],
+                baseline(100.0, 0.0),
+            ),
+            &ZScoring::default(),
+        )
+        .unwrap();
+        assert_eq!(d.sigma, 1.0);
+        assert_eq!(z(&d), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        // Mean 0 and stddev 0: only the absolute floor is left; z clamps.
+        let d = of(
+            &series(&[0.0, 0.0, 0.0, 0.0, 5.0], &[], baseline(0.0, 0.0)),
+            &ZScoring::default(),
+        )
+        .unwrap();
+        assert_eq!(z(&d).last(), Some(&Z_LIMIT));
+        assert!(d.growth_rate(30, Direction::Both).is_finite());
+    }
+
+    #[test]
+    fn constant_at_baseline_has_no_deviation() {
+        let d = of(
+            &series(&[5.0; 60], &[], baseline(5.0, 1.0)),
+            &ZScoring::default(),
+        )
+        .unwrap();
+        assert_eq!(d.level, 0.0);
+        assert_eq!(d.growth_rate(30, Direction::Both), 0.0);
+        assert_eq!(d.growth_cusum(30, 0.0, Direction::Both), 0.0);
+    }
+}
