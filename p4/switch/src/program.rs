@@ -33,14 +33,16 @@ pub struct EntityError {
 }
 
 impl EntityError {
-    fn new(code: Code, message: impl Into<String>) -> Self {
+    /// An error with this code.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
         }
     }
 
-    fn invalid(message: impl Into<String>) -> Self {
+    /// An INVALID_ARGUMENT error: the client sent something malformed.
+    pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(Code::InvalidArgument, message)
     }
 }
@@ -814,7 +816,8 @@ pub struct TableWriter<'a> {
     pub tables: &'a mut Tables,
 }
 
-fn pipeline_error(error: umbra_pipeline::PipelineError) -> EntityError {
+/// The spec's code for a refusal by the pipeline.
+pub fn pipeline_error(error: umbra_pipeline::PipelineError) -> EntityError {
     use umbra_pipeline::PipelineError as E;
     let code = match &error {
         E::EntryExists { .. } | E::CloneSessionExists { .. } => Code::AlreadyExists,

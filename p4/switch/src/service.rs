@@ -222,12 +222,9 @@ impl P4RuntimeService {
                     .collect();
                 for result in &mut results {
                     if result.is_ok() {
-                        *result = Err(EntityError {
-                            code: Code::Aborted,
-                            message: format!(
+                        *result = Err(EntityError::new(Code::Aborted, format!(
                                 "not applied: the batch was rolled back because update(s) {culprits:?} failed"
-                            ),
-                        });
+                            )));
                     }
                 }
             }
@@ -370,10 +367,10 @@ impl P4RuntimeService {
                         .as_ref()
                         .map(|c| Arc::clone(&c.program));
                     match program {
-                        None => Err(EntityError {
-                            code: Code::FailedPrecondition,
-                            message: "no pipeline config is committed".into(),
-                        }),
+                        None => Err(EntityError::new(
+                            Code::FailedPrecondition,
+                            "no pipeline config is committed",
+                        )),
                         Some(program) => {
                             program
                                 .packet_out_header(&packet.metadata)
@@ -384,10 +381,10 @@ impl P4RuntimeService {
                         }
                     }
                 } else {
-                    Err(EntityError {
-                        code: Code::PermissionDenied,
-                        message: "only the primary controller may send packets".into(),
-                    })
+                    Err(EntityError::new(
+                        Code::PermissionDenied,
+                        "only the primary controller may send packets",
+                    ))
                 };
                 if let Err(error) = outcome {
                     let _ = sender.messages.try_send(Ok(stream_error(
@@ -400,10 +397,7 @@ impl P4RuntimeService {
             }
             Some(stream_message_request::Update::DigestAck(ack)) => {
                 let _ = sender.messages.try_send(Ok(stream_error(
-                    EntityError {
-                        code: Code::InvalidArgument,
-                        message: "umbra.p4 has no digests".into(),
-                    },
+                    EntityError::invalid("umbra.p4 has no digests"),
                     Some(stream_error::Details::DigestListAck(
                         p4::DigestListAckError {
                             digest_list_ack: Some(ack),
@@ -413,10 +407,7 @@ impl P4RuntimeService {
             }
             Some(stream_message_request::Update::Other(other)) => {
                 let _ = sender.messages.try_send(Ok(stream_error(
-                    EntityError {
-                        code: Code::Unimplemented,
-                        message: "no extension messages are supported".into(),
-                    },
+                    EntityError::new(Code::Unimplemented, "no extension messages are supported"),
                     Some(stream_error::Details::Other(p4::StreamOtherError {
                         other: Some(other),
                     })),
@@ -424,10 +415,7 @@ impl P4RuntimeService {
             }
             None => {
                 let _ = sender.messages.try_send(Ok(stream_error(
-                    EntityError {
-                        code: Code::InvalidArgument,
-                        message: "empty StreamMessageRequest".into(),
-                    },
+                    EntityError::invalid("empty StreamMessageRequest"),
                     None,
                 )));
             }
@@ -533,7 +521,6 @@ fn read_entity(
     wanted: &Entity,
     out: &mut Vec<Entity>,
 ) -> EntityResult<()> {
-    let error = |code: Code, message: String| EntityError { code, message };
     match &wanted.entity {
         Some(entity::Entity::TableEntry(filter)) => {
             read_table_entries(program, pipeline, state, filter, out)
@@ -552,7 +539,7 @@ fn read_entity(
                     .clone_sessions
                     .get(&filter.session_id)
                     .ok_or_else(|| {
-                        error(
+                        EntityError::new(
                             Code::NotFound,
                             format!("clone session {} does not exist", filter.session_id),
                         )
@@ -560,20 +547,22 @@ fn read_entity(
                 out.push(clone_session_entity(session));
                 Ok(())
             }
-            Some(packet_replication_engine_entry::Type::MulticastGroupEntry(_)) => Err(error(
-                Code::Unimplemented,
-                "multicast groups are not supported by this switch".into(),
-            )),
-            None => Err(error(
+            Some(packet_replication_engine_entry::Type::MulticastGroupEntry(_)) => {
+                Err(EntityError::new(
+                    Code::Unimplemented,
+                    "multicast groups are not supported by this switch",
+                ))
+            }
+            None => Err(EntityError::new(
                 Code::InvalidArgument,
-                "PacketReplicationEngineEntry without a type".into(),
+                "PacketReplicationEngineEntry without a type",
             )),
         },
-        Some(other) => Err(error(
+        Some(other) => Err(EntityError::new(
             Code::Unimplemented,
             format!("umbra.p4 has no {}", entity_kind(other)),
         )),
-        None => Err(error(Code::InvalidArgument, "empty entity".into())),
+        None => Err(EntityError::new(Code::InvalidArgument, "empty entity")),
     }
 }
 
@@ -614,16 +603,12 @@ fn apply_update(
     counter_undo: &mut CounterUndo,
     update: &p4::Update,
 ) -> EntityResult<()> {
-    let invalid = |message: String| EntityError {
-        code: Code::InvalidArgument,
-        message,
-    };
     let op = match update::Type::try_from(update.r#type) {
         Ok(update::Type::Insert) => TableOp::Insert,
         Ok(update::Type::Modify) => TableOp::Modify,
         Ok(update::Type::Delete) => TableOp::Delete,
         Ok(update::Type::Unspecified) | Err(_) => {
-            return Err(invalid(format!(
+            return Err(EntityError::invalid(format!(
                 "update type {} is not valid",
                 update.r#type
             )));
@@ -633,7 +618,7 @@ fn apply_update(
         .entity
         .as_ref()
         .and_then(|e| e.entity.as_ref())
-        .ok_or_else(|| invalid("update has no entity".into()))?;
+        .ok_or_else(|| EntityError::invalid("update has no entity"))?;
     let mut writer = TableWriter { tables };
     match entity {
         entity::Entity::TableEntry(entry) => {
@@ -641,7 +626,7 @@ fn apply_update(
         }
         entity::Entity::CounterEntry(entry) => {
             if op != TableOp::Modify {
-                return Err(invalid("counter entries can only be modified".into()));
+                return Err(EntityError::invalid("counter entries can only be modified"));
             }
             let kind = program.counter(entry.counter_id)?;
             let counter = counter_of(pipeline, kind);
@@ -651,10 +636,9 @@ fn apply_update(
             };
             check_counter_data(&data)?;
             let indexes: Vec<u64> = match &entry.index {
-                Some(Index { index }) => vec![
-                    u64::try_from(*index)
-                        .map_err(|_| invalid(format!("counter index {index} is negative")))?,
-                ],
+                Some(Index { index }) => vec![u64::try_from(*index).map_err(|_| {
+                    EntityError::invalid(format!("counter index {index} is negative"))
+                })?],
                 // No index: every cell of the counter.
                 None => (0..counter.size() as u64).collect(),
             };
@@ -663,29 +647,27 @@ fn apply_update(
                 bytes: data.byte_count as u64,
             };
             for index in indexes {
-                let out_of_range = |e: umbra_pipeline::PipelineError| EntityError {
-                    code: Code::OutOfRange,
-                    message: e.to_string(),
-                };
-                let old = counter.read(index).map_err(out_of_range)?;
-                counter.write(index, value).map_err(out_of_range)?;
+                let old = counter.read(index).map_err(program::pipeline_error)?;
+                counter
+                    .write(index, value)
+                    .map_err(program::pipeline_error)?;
                 counter_undo.push((kind, index, old));
             }
             Ok(())
         }
         entity::Entity::DirectCounterEntry(entry) => {
             if op != TableOp::Modify {
-                return Err(invalid(
-                    "direct counter entries can only be modified".into(),
+                return Err(EntityError::invalid(
+                    "direct counter entries can only be modified",
                 ));
             }
             let table_entry = entry
                 .table_entry
                 .as_ref()
-                .ok_or_else(|| invalid("direct counter entry without table_entry".into()))?;
+                .ok_or_else(|| EntityError::invalid("direct counter entry without table_entry"))?;
             if !program.has_direct_counter(table_entry.table_id) {
                 program.table_kind(table_entry.table_id)?;
-                return Err(invalid(format!(
+                return Err(EntityError::invalid(format!(
                     "table {:?} has no direct counter",
                     program.table_name(table_entry.table_id)
                 )));
@@ -699,43 +681,33 @@ fn apply_update(
                 // No data: nothing to change, but the entry must exist.
                 None => program::installed(writer.tables, &key)
                     .map(|_| ())
-                    .ok_or_else(|| EntityError {
-                        code: Code::NotFound,
-                        message: format!(
-                            "no such entry in table {:?}",
-                            program.table_name(key.table_id)
-                        ),
+                    .ok_or_else(|| {
+                        EntityError::new(
+                            Code::NotFound,
+                            format!(
+                                "no such entry in table {:?}",
+                                program.table_name(key.table_id)
+                            ),
+                        )
                     }),
             }
         }
         entity::Entity::PacketReplicationEngineEntry(pre) => match &pre.r#type {
             Some(packet_replication_engine_entry::Type::CloneSessionEntry(entry)) => {
                 let sessions = &mut writer.tables.clone_sessions;
-                let map_err = |e: umbra_pipeline::PipelineError| {
-                    use umbra_pipeline::PipelineError as E;
-                    let code = match e {
-                        E::CloneSessionExists { .. } => Code::AlreadyExists,
-                        E::CloneSessionNotFound { .. } => Code::NotFound,
-                        E::TooManyCloneSessions { .. } => Code::ResourceExhausted,
-                        E::ValueOutOfRange { .. } => Code::OutOfRange,
-                        _ => Code::InvalidArgument,
-                    };
-                    EntityError {
-                        code,
-                        message: e.to_string(),
-                    }
-                };
                 match op {
                     TableOp::Delete => {
-                        sessions.delete(entry.session_id).map_err(map_err)?;
+                        sessions
+                            .delete(entry.session_id)
+                            .map_err(program::pipeline_error)?;
                         state.clone_sessions.remove(&entry.session_id);
                     }
                     TableOp::Insert | TableOp::Modify => {
                         let session = program::clone_session(entry)?;
                         if op == TableOp::Insert {
-                            sessions.insert(session).map_err(map_err)?;
+                            sessions.insert(session).map_err(program::pipeline_error)?;
                         } else {
-                            sessions.modify(session).map_err(map_err)?;
+                            sessions.modify(session).map_err(program::pipeline_error)?;
                         }
                         state
                             .clone_sessions
@@ -745,19 +717,19 @@ fn apply_update(
                 Ok(())
             }
             Some(packet_replication_engine_entry::Type::MulticastGroupEntry(_)) => {
-                Err(EntityError {
-                    code: Code::Unimplemented,
-                    message: "multicast groups are not supported by this switch".into(),
-                })
+                Err(EntityError::new(
+                    Code::Unimplemented,
+                    "multicast groups are not supported by this switch",
+                ))
             }
-            None => Err(invalid(
-                "PacketReplicationEngineEntry without a type".into(),
+            None => Err(EntityError::invalid(
+                "PacketReplicationEngineEntry without a type",
             )),
         },
-        other => Err(EntityError {
-            code: Code::Unimplemented,
-            message: format!("umbra.p4 has no {}", entity_kind(other)),
-        }),
+        other => Err(EntityError::new(
+            Code::Unimplemented,
+            format!("umbra.p4 has no {}", entity_kind(other)),
+        )),
     }
 }
 
@@ -768,33 +740,31 @@ fn apply_table_entry(
     op: TableOp,
     entry: &TableEntry,
 ) -> EntityResult<()> {
-    let invalid = |message: String| EntityError {
-        code: Code::InvalidArgument,
-        message,
-    };
     // Read-only fields have no meaning in a write (spec §9.1).
     if entry.is_const {
-        return Err(invalid(
-            "is_const is read-only and cannot be written".into(),
+        return Err(EntityError::invalid(
+            "is_const is read-only and cannot be written",
         ));
     }
     if entry.time_since_last_hit.is_some() {
-        return Err(invalid(
-            "time_since_last_hit is read-only and cannot be written".into(),
+        return Err(EntityError::invalid(
+            "time_since_last_hit is read-only and cannot be written",
         ));
     }
     if entry.is_default_action {
         let kind = program.table_kind(entry.table_id)?;
         if !entry.r#match.is_empty() {
-            return Err(invalid("the default entry has no match fields".into()));
+            return Err(EntityError::invalid(
+                "the default entry has no match fields",
+            ));
         }
         if entry.priority != 0 || entry.idle_timeout_ns != 0 {
-            return Err(invalid(
-                "the default entry has no priority and no idle timeout".into(),
+            return Err(EntityError::invalid(
+                "the default entry has no priority and no idle timeout",
             ));
         }
         if op != TableOp::Modify {
-            return Err(invalid(format!(
+            return Err(EntityError::invalid(format!(
                 "the default entry of table {:?} can only be modified (MODIFY), not inserted or deleted",
                 program.table_name(entry.table_id)
             )));
@@ -814,20 +784,20 @@ fn apply_table_entry(
         return Ok(());
     }
     if entry.idle_timeout_ns != 0 {
-        return Err(invalid(format!(
+        return Err(EntityError::invalid(format!(
             "table {:?} does not support idle timeouts",
             program.table_name(entry.table_id)
         )));
     }
     if entry.meter_config.is_some() || entry.meter_counter_data.is_some() {
-        return Err(invalid(format!(
+        return Err(EntityError::invalid(format!(
             "table {:?} has no direct meter",
             program.table_name(entry.table_id)
         )));
     }
     if let Some(data) = &entry.counter_data {
         if !program.has_direct_counter(entry.table_id) {
-            return Err(invalid(format!(
+            return Err(EntityError::invalid(format!(
                 "table {:?} has no direct counter",
                 program.table_name(entry.table_id)
             )));
@@ -839,12 +809,14 @@ fn apply_table_entry(
         // data) and keeps the installed action.
         (None, TableOp::Modify) => program::installed(writer.tables, &key)
             .map(|(action, _)| action)
-            .ok_or_else(|| EntityError {
-                code: Code::NotFound,
-                message: format!(
-                    "no such entry in table {:?}",
-                    program.table_name(entry.table_id)
-                ),
+            .ok_or_else(|| {
+                EntityError::new(
+                    Code::NotFound,
+                    format!(
+                        "no such entry in table {:?}",
+                        program.table_name(entry.table_id)
+                    ),
+                )
             })?,
         _ => program.entry_action(entry.table_id, entry.action.as_ref())?,
     };
@@ -872,13 +844,10 @@ fn apply_table_entry(
 /// Counter values are counts: a negative one is a client error.
 fn check_counter_data(data: &CounterData) -> EntityResult<()> {
     if data.packet_count < 0 || data.byte_count < 0 {
-        return Err(EntityError {
-            code: Code::InvalidArgument,
-            message: format!(
-                "counter values cannot be negative (packets {}, bytes {})",
-                data.packet_count, data.byte_count
-            ),
-        });
+        return Err(EntityError::invalid(format!(
+            "counter values cannot be negative (packets {}, bytes {})",
+            data.packet_count, data.byte_count
+        )));
     }
     Ok(())
 }
@@ -922,13 +891,10 @@ fn read_table_entries(
     };
     let with_counters = filter.counter_data.is_some();
     if with_counters && filter.table_id != 0 && !program.has_direct_counter(filter.table_id) {
-        return Err(EntityError {
-            code: Code::InvalidArgument,
-            message: format!(
-                "table {:?} has no direct counter to read",
-                program.table_name(filter.table_id)
-            ),
-        });
+        return Err(EntityError::invalid(format!(
+            "table {:?} has no direct counter to read",
+            program.table_name(filter.table_id)
+        )));
     }
     // Optional filters besides the key (spec §11.1): the action and the
     // metadata, compared in canonical form.
@@ -989,19 +955,18 @@ fn read_counters(
         let counter = counter_of(pipeline, program.counter(id)?);
         let indexes: Vec<u64> = match &filter.index {
             Some(Index { index }) => {
-                let index = u64::try_from(*index).map_err(|_| EntityError {
-                    code: Code::OutOfRange,
-                    message: format!("counter index {index} is negative"),
+                let index = u64::try_from(*index).map_err(|_| {
+                    EntityError::new(
+                        Code::OutOfRange,
+                        format!("counter index {index} is negative"),
+                    )
                 })?;
                 vec![index]
             }
             None => (0..PORT_COUNT as u64).collect(),
         };
         for index in indexes {
-            let data = counter.read(index).map_err(|e| EntityError {
-                code: Code::OutOfRange,
-                message: e.to_string(),
-            })?;
+            let data = counter.read(index).map_err(program::pipeline_error)?;
             out.push(Entity {
                 entity: Some(entity::Entity::CounterEntry(CounterEntry {
                     counter_id: id,
@@ -1026,26 +991,23 @@ fn read_direct_counters(
     let table_filter = filter.table_entry.clone().unwrap_or_default();
     if table_filter.table_id != 0 && !program.has_direct_counter(table_filter.table_id) {
         program.table_kind(table_filter.table_id)?;
-        return Err(EntityError {
-            code: Code::InvalidArgument,
-            message: format!(
-                "table {:?} has no direct counter",
-                program.table_name(table_filter.table_id)
-            ),
-        });
+        return Err(EntityError::invalid(format!(
+            "table {:?} has no direct counter",
+            program.table_name(table_filter.table_id)
+        )));
     }
     let exact = if table_filter.r#match.is_empty() {
         None
     } else {
         let key = program.entry_key(&table_filter)?;
         if !state.entries.contains_key(&key) {
-            return Err(EntityError {
-                code: Code::NotFound,
-                message: format!(
+            return Err(EntityError::new(
+                Code::NotFound,
+                format!(
                     "no such entry in table {:?}",
                     program.table_name(key.table_id)
                 ),
-            });
+            ));
         }
         Some(key)
     };
