@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates the Python venvs of Umbra's third-party test peers (idempotent).
 #
-#   .venv        official p4runtime 1.6.0 bindings, grpcio, scapy, ptf
+#   .venv        official p4runtime 1.6.0 bindings, grpcio, scapy, ptf, onnx,
+#                onnxruntime (its wheel also ships the libonnxruntime.so that
+#                the `ort` crate loads: see scripts/ort-env.sh)
 #   .venv-shell  p4runtime-shell (it pins protobuf < 3.21, so it lives alone)
 #
 # Tests find them through UMBRA_VENV / UMBRA_SHELL_VENV, defaulting to these.
@@ -24,6 +26,6 @@ make_venv() { # dir requirement...
 
 make_venv "$venv" \
     'p4runtime==1.6.0' 'protobuf>=5,<7' 'grpcio>=1.60' 'googleapis-common-protos>=1.60' \
-    'scapy==2.8.0' 'ptf==0.12.0'
+    'scapy==2.8.0' 'ptf==0.12.0' 'numpy>=1.26' 'onnx>=1.17' 'onnxruntime>=1.20'
 make_venv "$shell_venv" 'p4runtime-shell==0.0.6'
 echo "python peers ready: $venv $shell_venv"

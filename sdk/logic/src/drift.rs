@@ -181,9 +181,10 @@ impl DriftConfig {
 
 /// The drift of one metric and how it was scored.
 #[derive(Clone, Debug, PartialEq)]
-pub struct MetricDrift {
-    /// Metric name.
-    pub metric: String,
+pub struct MetricDrift<'a> {
+    /// Metric name (borrowed from the observation: scoring a window
+    /// allocates nothing per metric).
+    pub metric: &'a str,
     /// Which side of the baseline counted.
     pub direction: Direction,
     /// Score of the metric, in [0, 1].
@@ -213,21 +214,22 @@ pub struct MetricDrift {
 /// Every metric's drift, strongest first, and the metrics that could not be
 /// scored.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct DriftAnalysis {
+pub struct DriftAnalysis<'a> {
     /// Scored metrics by decreasing score (ties keep the window's order).
-    pub metrics: Vec<MetricDrift>,
+    pub metrics: Vec<MetricDrift<'a>>,
     /// Metrics left out, with the reason.
-    pub skipped: Vec<(String, String)>,
+    pub skipped: Vec<(&'a str, String)>,
 }
 
 /// Scores every selected metric of the primary.
-pub fn analyse(config: &DriftConfig, observation: &Observation) -> DriftAnalysis {
-    let mut analysis = DriftAnalysis::default();
+pub fn analyse<'a>(config: &'a DriftConfig, observation: &'a Observation) -> DriftAnalysis<'a> {
+    let mut analysis = DriftAnalysis {
+        metrics: Vec::with_capacity(observation.primary.series.len()),
+        skipped: Vec::new(),
+    };
     for name in &config.metrics {
         if observation.primary.get(name).is_none() {
-            analysis
-                .skipped
-                .push((name.clone(), "not observed".to_owned()));
+            analysis.skipped.push((name, "not observed".to_owned()));
         }
     }
     let selected = observation
@@ -240,7 +242,7 @@ pub fn analyse(config: &DriftConfig, observation: &Observation) -> DriftAnalysis
             Ok(deviation) => analysis
                 .metrics
                 .push(score_metric(config, &series.name, &deviation)),
-            Err(why) => analysis.skipped.push((series.name.clone(), unusable(&why))),
+            Err(why) => analysis.skipped.push((&series.name, unusable(&why))),
         }
     }
     // A stable sort keeps ties in the window's order: deterministic.
@@ -252,7 +254,7 @@ fn unusable(why: &Unusable) -> String {
     why.to_string()
 }
 
-fn score_metric(config: &DriftConfig, metric: &str, d: &Deviation) -> MetricDrift {
+fn score_metric<'a>(config: &DriftConfig, metric: &'a str, d: &Deviation) -> MetricDrift<'a> {
     let direction = config.direction(metric);
     let rate = d.growth_rate(config.rate_window, direction);
     let cusum = d.growth_cusum(config.rate_window, config.cusum_slack, direction);
@@ -262,7 +264,7 @@ fn score_metric(config: &DriftConfig, metric: &str, d: &Deviation) -> MetricDrif
     let w = config.rate_weight.clamp(0.0, 1.0);
     let score = (w * (rate_part + cusum_part) / 2.0 + (1.0 - w) * level_part).clamp(0.0, 1.0);
     MetricDrift {
-        metric: metric.to_owned(),
+        metric,
         direction,
         score: if score.is_nan() { 0.0 } else { score },
         rate,
@@ -301,14 +303,13 @@ pub fn drift(config: &DriftConfig, observation: &Observation) -> DriftResult {
                 value(top.sigma),
                 top.samples,
             );
-            let also: Vec<String> = analysis.metrics[1..]
+            let also = analysis.metrics[1..]
                 .iter()
                 .filter(|m| m.score >= ALSO_MIN_SCORE)
-                .take(ALSO_MAX)
-                .map(|m| format!("{} {:.2}", m.metric, m.score))
-                .collect();
-            if !also.is_empty() {
-                let _ = write!(explanation, "; also {}", also.join(", "));
+                .take(ALSO_MAX);
+            for (i, m) in also.enumerate() {
+                let lead = if i == 0 { "; also" } else { "," };
+                let _ = write!(explanation, "{lead} {} {:.2}", m.metric, m.score);
             }
             (top.score, top.rate)
         }
@@ -317,13 +318,9 @@ pub fn drift(config: &DriftConfig, observation: &Observation) -> DriftResult {
             (0.0, 0.0)
         }
     };
-    if !analysis.skipped.is_empty() {
-        let skipped: Vec<String> = analysis
-            .skipped
-            .iter()
-            .map(|(name, why)| format!("{name} ({why})"))
-            .collect();
-        let _ = write!(explanation, "; skipped {}", skipped.join(", "));
+    for (i, (name, why)) in analysis.skipped.iter().enumerate() {
+        let lead = if i == 0 { "; skipped" } else { "," };
+        let _ = write!(explanation, "{lead} {name} ({why})");
     }
     DriftResult {
         score,
@@ -332,17 +329,28 @@ pub fn drift(config: &DriftConfig, observation: &Observation) -> DriftResult {
     }
 }
 
-/// A metric value with as many decimals as its magnitude deserves.
-pub(crate) fn value(x: f64) -> String {
-    let a = x.abs();
-    if a >= 1000.0 {
-        format!("{x:.0}")
-    } else if a >= 10.0 {
-        format!("{x:.1}")
-    } else if a >= 0.1 || a == 0.0 {
-        format!("{x:.2}")
-    } else {
-        format!("{x:.4}")
+/// A metric value with as many decimals as its magnitude deserves, written
+/// straight into the explanation (no intermediate string).
+pub(crate) fn value(x: f64) -> Value {
+    Value(x)
+}
+
+/// See [`value`].
+pub(crate) struct Value(f64);
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let x = self.0;
+        let a = x.abs();
+        if a >= 1000.0 {
+            write!(f, "{x:.0}")
+        } else if a >= 10.0 {
+            write!(f, "{x:.1}")
+        } else if a >= 0.1 || a == 0.0 {
+            write!(f, "{x:.2}")
+        } else {
+            write!(f, "{x:.4}")
+        }
     }
 }
 
@@ -565,10 +573,10 @@ mod tests {
 
     #[test]
     fn values_are_formatted_by_magnitude() {
-        assert_eq!(value(123_456.7), "123457");
-        assert_eq!(value(35.04), "35.0");
-        assert_eq!(value(0.5), "0.50");
-        assert_eq!(value(0.0123), "0.0123");
-        assert_eq!(value(0.0), "0.00");
+        assert_eq!(value(123_456.7).to_string(), "123457");
+        assert_eq!(value(35.04).to_string(), "35.0");
+        assert_eq!(value(0.5).to_string(), "0.50");
+        assert_eq!(value(0.0123).to_string(), "0.0123");
+        assert_eq!(value(0.0).to_string(), "0.00");
     }
 }

@@ -104,6 +104,38 @@ pub fn ewma(values: &[f64], alpha: f64) -> Option<f64> {
     avg.value()
 }
 
+/// The EWMA (see [`Ewma`]) at the last of `xs`, all finite, the first
+/// seeding it: the same number as folding [`Ewma::update`] over them, up to
+/// rounding. `alpha` must be in (0, 1]; `None` when `xs` is empty.
+///
+/// The fold is one long dependency chain (a multiply and an add per
+/// sample); this evaluates the closed form
+/// `alpha * sum(b^(n-1-i) x_i) + (1 - alpha) * b^(n-1) x_0`, `b = 1 - alpha`,
+/// as four interleaved Horner chains, about four times faster on the
+/// windows every drift and correlation evaluation smooths.
+pub(crate) fn ewma_last(xs: impl ExactSizeIterator<Item = f64>, alpha: f64) -> Option<f64> {
+    let n = xs.len();
+    let b = 1.0 - alpha;
+    let b4 = b * b * b * b;
+    let mut xs = xs.peekable();
+    let first = *xs.peek()?;
+    let full = n / 4;
+    let mut acc = [0.0f64; 4];
+    for _ in 0..full {
+        for a in &mut acc {
+            // `full` chunks of four exist: `n` counts the items.
+            *a = *a * b4 + xs.next().unwrap_or(0.0);
+        }
+    }
+    // Each chain's last term has exponent 3 - k relative to item 4*full - 1.
+    let mut sum = ((acc[0] * b + acc[1]) * b + acc[2]) * b + acc[3];
+    for x in xs {
+        sum = sum * b + x;
+    }
+    let exponent = i32::try_from(n - 1).unwrap_or(i32::MAX);
+    Some(alpha * sum + (1.0 - alpha) * b.powi(exponent) * first)
+}
+
 /// Least-squares slope of `v` against `t` over the points `(t, v)`: units of
 /// `v` per unit of `t`. Points with a non-finite coordinate are skipped;
 /// `None` with fewer than two points left or when every `t` is the same.
@@ -155,8 +187,8 @@ pub struct Cusum {
 ///
 /// A sustained rate of change above `slack` (units of `v` per unit of `t`)
 /// keeps `rise` growing; noise and slower drifts keep resetting it to zero.
-/// Points with a non-finite coordinate are skipped; the statistics saturate
-/// at `f64::MAX` instead of overflowing.
+/// Points with a non-finite coordinate are skipped; a statistic that would
+/// overflow saturates at `f64::MAX` (and stays there).
 pub fn cusum(points: &[(f64, f64)], slack: f64) -> Cusum {
     cusum_of(
         points
@@ -174,19 +206,28 @@ pub(crate) fn cusum_of(points: impl Iterator<Item = (f64, f64)>, slack: f64) -> 
     } else {
         0.0
     };
-    let mut out = Cusum::default();
+    let (mut rise, mut fall) = (0.0f64, 0.0f64);
     let mut prev: Option<(f64, f64)> = None;
     for (t, v) in points {
         if let Some((pt, pv)) = prev {
+            // The steps are computed off the recurrences' dependency chains
+            // and clamped finite, so a sum can reach +inf but never meet a
+            // -inf: no NaN can arise.
             let dv = (v - pv).clamp(-f64::MAX, f64::MAX);
             let allowance = (slack * (t - pt).max(0.0)).min(f64::MAX);
-            // Every term is clamped finite first, so no NaN can arise.
-            out.rise = (out.rise + dv - allowance).clamp(0.0, f64::MAX);
-            out.fall = (out.fall - dv - allowance).clamp(0.0, f64::MAX);
+            let up = (dv - allowance).max(-f64::MAX);
+            let down = (-dv - allowance).max(-f64::MAX);
+            rise = (rise + up).max(0.0);
+            fall = (fall + down).max(0.0);
         }
         prev = Some((t, v));
     }
-    out
+    // Saturation is applied once: a statistic that overflowed stays at the
+    // largest finite value.
+    Cusum {
+        rise: rise.min(f64::MAX),
+        fall: fall.min(f64::MAX),
+    }
 }
 
 /// Pearson correlation of `xs` and `ys`, paired by index (the longer one is
