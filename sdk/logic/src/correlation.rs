@@ -359,14 +359,13 @@ impl<'a> Deviations<'a> {
         observation: &Observation,
         window: &'a DeviceWindow,
     ) -> Self {
-        let mut by_metric: Vec<(&'a str, Option<Deviation>)> =
-            Vec::with_capacity(window.series.len());
-        for series in &window.series {
+        let mut by_metric: Vec<(&'a str, Option<Deviation>)> = Vec::with_capacity(window.len());
+        for series in window.iter() {
             // The first series of a name wins, as with `DeviceWindow::get`.
             if by_metric.iter().all(|(name, _)| *name != series.name) {
                 let deviation =
                     Deviation::of(series, &observation.timestamps_ms, &config.scoring).ok();
-                by_metric.push((series.name.as_str(), deviation));
+                by_metric.push((series.name, deviation));
             }
         }
         Self { by_metric }
@@ -617,12 +616,11 @@ mod tests {
     fn cpu_rising_with_5xx_is_a_co_rise() {
         let observation = Observation {
             timestamps_ms: times(),
-            primary: DeviceWindow {
-                series: vec![
-                    series("cpu", rising(40.0, 0.5), 40.0, 5.0),
-                    series("http-5xx-rate", rising(0.01, 0.002), 0.01, 0.01),
-                ],
-            },
+            primary: DeviceWindow::from_series(vec![
+                series("cpu", rising(40.0, 0.5), 40.0, 5.0),
+                series("http-5xx-rate", rising(0.01, 0.002), 0.01, 0.01),
+            ])
+            .unwrap(),
             ..Observation::default()
         };
         let result = correlation(&CorrelationConfig::default(), &observation);
@@ -639,12 +637,11 @@ mod tests {
         let falling: Vec<f64> = rising(0.13, -0.002);
         let observation = Observation {
             timestamps_ms: times(),
-            primary: DeviceWindow {
-                series: vec![
-                    series("cpu", rising(40.0, 0.5), 40.0, 5.0),
-                    series("http-5xx-rate", falling, 0.01, 0.01),
-                ],
-            },
+            primary: DeviceWindow::from_series(vec![
+                series("cpu", rising(40.0, 0.5), 40.0, 5.0),
+                series("http-5xx-rate", falling, 0.01, 0.01),
+            ])
+            .unwrap(),
             ..Observation::default()
         };
         assert_eq!(
@@ -657,12 +654,10 @@ mod tests {
     fn primary_diverging_from_shadow() {
         let observation = Observation {
             timestamps_ms: times(),
-            primary: DeviceWindow {
-                series: vec![series("cpu", vec![80.0; 60], 40.0, 5.0)],
-            },
-            shadow: DeviceWindow {
-                series: vec![series("cpu", vec![10.0; 60], 10.0, 2.0)],
-            },
+            primary: DeviceWindow::from_series(vec![series("cpu", vec![80.0; 60], 40.0, 5.0)])
+                .unwrap(),
+            shadow: DeviceWindow::from_series(vec![series("cpu", vec![10.0; 60], 10.0, 2.0)])
+                .unwrap(),
             ..Observation::default()
         };
         let result = correlation(&CorrelationConfig::default(), &observation);

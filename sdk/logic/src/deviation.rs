@@ -7,7 +7,9 @@ use std::fmt;
 
 use crate::config::{ConfigReader, num};
 use crate::stats;
-use crate::types::{ConfigPairs, Series};
+#[cfg(test)]
+use crate::types::Series;
+use crate::types::{ConfigPairs, SeriesRef};
 
 /// Largest |z| kept: a baseline with almost no spread would otherwise turn a
 /// small change into an astronomically large z and slope.
@@ -190,7 +192,7 @@ impl Deviation {
     /// [`Unusable`] when the baseline is missing or invalid, or too few
     /// samples are present.
     pub fn of(
-        series: &Series,
+        series: SeriesRef<'_>,
         timestamps_ms: &[i64],
         scoring: &ZScoring,
     ) -> Result<Self, Unusable> {
@@ -224,10 +226,10 @@ impl Deviation {
         let n = series.values.len().min(timestamps_ms.len());
         let origin = timestamps_ms.get(n.wrapping_sub(1)).copied().unwrap_or(0) as f64;
         let mut missing = Vec::new();
-        if !series.missing.is_empty() {
+        if series.has_missing() {
             missing = vec![false; n];
-            for &i in &series.missing {
-                if let Some(m) = usize::try_from(i).ok().and_then(|i| missing.get_mut(i)) {
+            for i in series.missing() {
+                if let Some(m) = missing.get_mut(i) {
                     *m = true;
                 }
             }
@@ -369,6 +371,8 @@ mod tests {
     }
 
     fn of(series: &Series, scoring: &ZScoring) -> Result<Deviation, Unusable> {
+        let window = crate::types::DeviceWindow::from_series([series.clone()]).unwrap();
+        let series = window.iter().next().unwrap();
         Deviation::of(series, &times(series.values.len()), scoring)
     }
 

@@ -132,8 +132,22 @@ pub(crate) fn ewma_last(xs: impl ExactSizeIterator<Item = f64>, alpha: f64) -> O
     for x in xs {
         sum = sum * b + x;
     }
-    let exponent = i32::try_from(n - 1).unwrap_or(i32::MAX);
-    Some(alpha * sum + (1.0 - alpha) * b.powi(exponent) * first)
+    Some(alpha * sum + (1.0 - alpha) * pow(b, n - 1) * first)
+}
+
+/// `b^n` by squaring, in a fixed order of IEEE multiplications (unlike
+/// `powi`, whose evaluation LLVM may choose per target), so the result is
+/// the same natively and in WebAssembly.
+fn pow(mut b: f64, mut n: usize) -> f64 {
+    let mut out = 1.0;
+    while n > 0 {
+        if n & 1 == 1 {
+            out *= b;
+        }
+        b *= b;
+        n >>= 1;
+    }
+    out
 }
 
 /// Least-squares slope of `v` against `t` over the points `(t, v)`: units of
@@ -398,6 +412,22 @@ mod tests {
         assert_eq!(avg.update(8.0), Some(8.0));
         assert_eq!(avg.update(NAN), Some(8.0));
         assert_eq!(avg.update(4.0), Some(7.0));
+    }
+
+    #[test]
+    fn ewma_last_matches_the_fold() {
+        for n in [1usize, 2, 3, 4, 5, 7, 8, 9, 60, 61] {
+            let xs: Vec<f64> = (0..n).map(|i| ((i * 37) % 11) as f64 - 4.5).collect();
+            for alpha in [0.05, 0.3, 0.5, 1.0] {
+                let fold = ewma(&xs, alpha).unwrap();
+                let fast = ewma_last(xs.iter().copied(), alpha).unwrap();
+                assert!(close(fold, fast), "n {n} alpha {alpha}: {fold} vs {fast}");
+            }
+        }
+        assert_eq!(ewma_last(std::iter::empty(), 0.3), None);
+        assert_eq!(pow(0.5, 0), 1.0);
+        assert_eq!(pow(0.5, 3), 0.125);
+        assert_eq!(pow(3.0, 5), 243.0);
     }
 
     #[test]
