@@ -150,6 +150,16 @@ fn pow(mut b: f64, mut n: usize) -> f64 {
     out
 }
 
+/// `x` if it is above 0, else 0 (also for NaN): `x.max(0.0)`, spelled as a
+/// comparison because WebAssembly has no instruction with the semantics of
+/// `f64::max`, so there it is a call into libm's `fmax` (a fifth of a drift
+/// evaluation's time when the hot loops used it). `clamp` is comparisons
+/// already.
+#[inline]
+pub fn positive(x: f64) -> f64 {
+    if x > 0.0 { x } else { 0.0 }
+}
+
 /// Least-squares slope of `v` against `t` over the points `(t, v)`: units of
 /// `v` per unit of `t`. Points with a non-finite coordinate are skipped;
 /// `None` with fewer than two points left or when every `t` is the same.
@@ -216,7 +226,7 @@ pub fn cusum(points: &[(f64, f64)], slack: f64) -> Cusum {
 /// [`cusum`] over finite points given by an iterator.
 pub(crate) fn cusum_of(points: impl Iterator<Item = (f64, f64)>, slack: f64) -> Cusum {
     let slack = if slack.is_finite() {
-        slack.max(0.0)
+        positive(slack)
     } else {
         0.0
     };
@@ -228,19 +238,19 @@ pub(crate) fn cusum_of(points: impl Iterator<Item = (f64, f64)>, slack: f64) -> 
             // and clamped finite, so a sum can reach +inf but never meet a
             // -inf: no NaN can arise.
             let dv = (v - pv).clamp(-f64::MAX, f64::MAX);
-            let allowance = (slack * (t - pt).max(0.0)).min(f64::MAX);
-            let up = (dv - allowance).max(-f64::MAX);
-            let down = (-dv - allowance).max(-f64::MAX);
-            rise = (rise + up).max(0.0);
-            fall = (fall + down).max(0.0);
+            let allowance = (slack * positive(t - pt)).clamp(0.0, f64::MAX);
+            let up = (dv - allowance).clamp(-f64::MAX, f64::MAX);
+            let down = (-dv - allowance).clamp(-f64::MAX, f64::MAX);
+            rise = positive(rise + up);
+            fall = positive(fall + down);
         }
         prev = Some((t, v));
     }
     // Saturation is applied once: a statistic that overflowed stays at the
     // largest finite value.
     Cusum {
-        rise: rise.min(f64::MAX),
-        fall: fall.min(f64::MAX),
+        rise: rise.clamp(0.0, f64::MAX),
+        fall: fall.clamp(0.0, f64::MAX),
     }
 }
 
