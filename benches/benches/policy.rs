@@ -85,34 +85,37 @@ const METRICS: [&str; 16] = [
 /// 5xx rate ramp up together in the last 20 seconds.
 fn observation() -> logic::Observation {
     let now_ms = 1_700_000_059_000;
-    let window = |ramp: f64| logic::DeviceWindow {
-        series: METRICS
-            .iter()
-            .enumerate()
-            .map(|(s, name)| {
-                let mean = 10.0 + s as f64;
-                logic::Series {
-                    name: (*name).to_owned(),
-                    values: (0..60)
-                        .map(|i| {
-                            let wobble = f64::from((i * 7 + s as i32 * 3) % 11) / 10.0 - 0.5;
-                            let rise = if (s == 0 || s == 9) && i >= 40 {
-                                ramp * f64::from(i - 40)
-                            } else {
-                                0.0
-                            };
-                            mean + wobble + rise
-                        })
-                        .collect(),
-                    missing: Vec::new(),
-                    baseline: logic::Baseline {
-                        mean,
-                        stddev: 1.0,
-                        samples: 2000,
-                    },
-                }
-            })
-            .collect(),
+    let window = |ramp: f64| {
+        logic::DeviceWindow::from_series(
+            METRICS
+                .iter()
+                .enumerate()
+                .map(|(s, name)| {
+                    let mean = 10.0 + s as f64;
+                    logic::Series {
+                        name: (*name).to_owned(),
+                        values: (0..60)
+                            .map(|i| {
+                                let wobble = f64::from((i * 7 + s as i32 * 3) % 11) / 10.0 - 0.5;
+                                let rise = if (s == 0 || s == 9) && i >= 40 {
+                                    ramp * f64::from(i - 40)
+                                } else {
+                                    0.0
+                                };
+                                mean + wobble + rise
+                            })
+                            .collect(),
+                        missing: Vec::new(),
+                        baseline: logic::Baseline {
+                            mean,
+                            stddev: 1.0,
+                            samples: 2000,
+                        },
+                    }
+                })
+                .collect::<Vec<_>>(),
+        )
+        .expect("a valid window")
     };
     logic::Observation {
         now_ms,
@@ -178,15 +181,18 @@ fn echo_policy() -> Arc<[u8]> {
 
 /// `series` series of `samples` samples on each device, nothing else.
 fn bare_observation(series: usize, samples: usize) -> logic::Observation {
-    let window = || logic::DeviceWindow {
-        series: (0..series)
-            .map(|s| logic::Series {
-                name: METRICS[s % METRICS.len()].to_owned(),
-                values: (0..samples).map(|i| i as f64).collect(),
-                missing: Vec::new(),
-                baseline: logic::Baseline::default(),
-            })
-            .collect(),
+    let window = || {
+        logic::DeviceWindow::from_series(
+            (0..series)
+                .map(|s| logic::Series {
+                    name: METRICS[s % METRICS.len()].to_owned(),
+                    values: (0..samples).map(|i| i as f64).collect(),
+                    missing: Vec::new(),
+                    baseline: logic::Baseline::default(),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .expect("a valid window")
     };
     logic::Observation {
         timestamps_ms: (0..samples as i64).collect(),

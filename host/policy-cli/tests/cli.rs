@@ -139,7 +139,9 @@ fn a_fault_is_reported_as_what_it_is_with_the_fallback_decision() {
     let CaseInput::Observation(o) = &mut case.input else {
         panic!("observation")
     };
-    o.primary.series[0].name = "hostile".into();
+    let mut series = o.primary.to_series();
+    series[0].name = "hostile".to_owned();
+    o.primary = umbra_policy_logic::DeviceWindow::from_series(series).expect("a valid window");
     let input = write(dir.path(), "trigger.json", &case);
     let report = test_policy(&options(
         wasm_dir().join("umbra_hostile_spin.wasm"),

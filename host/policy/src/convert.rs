@@ -120,12 +120,16 @@ pub(crate) fn canned_observation() -> logic::Observation {
     logic::Observation {
         now_ms,
         timestamps_ms: timestamps,
-        primary: logic::DeviceWindow {
-            series: vec![series("cpu", 40.0, 0.3), series("http-5xx-rate", 0.5, 0.01)],
-        },
-        shadow: logic::DeviceWindow {
-            series: vec![series("cpu", 20.0, 0.0), series("http-5xx-rate", 0.1, 0.0)],
-        },
+        primary: logic::DeviceWindow::from_series(vec![
+            series("cpu", 40.0, 0.3),
+            series("http-5xx-rate", 0.5, 0.01),
+        ])
+        .expect("a valid window"),
+        shadow: logic::DeviceWindow::from_series(vec![
+            series("cpu", 20.0, 0.0),
+            series("http-5xx-rate", 0.1, 0.0),
+        ])
+        .expect("a valid window"),
         health: vec![logic::HealthCheck {
             name: "http".to_owned(),
             ok: true,

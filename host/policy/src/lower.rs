@@ -23,17 +23,11 @@ pub(crate) struct Baseline {
 
 #[derive(ComponentType, Lower)]
 #[component(record)]
-pub(crate) struct Series<'a> {
-    name: &'a str,
+pub(crate) struct DeviceWindow<'a> {
+    metrics: &'a str,
     values: &'a [f64],
     missing: &'a [u32],
-    baseline: Baseline,
-}
-
-#[derive(ComponentType, Lower)]
-#[component(record)]
-pub(crate) struct DeviceWindow<'a> {
-    series: Vec<Series<'a>>,
+    baselines: Vec<Baseline>,
 }
 
 #[derive(ComponentType, Lower, Clone, Copy)]
@@ -105,17 +99,12 @@ fn baseline(b: &logic::Baseline) -> Baseline {
 }
 
 fn window(w: &logic::DeviceWindow) -> DeviceWindow<'_> {
+    let (metrics, values, missing, baselines) = w.columns();
     DeviceWindow {
-        series: w
-            .series
-            .iter()
-            .map(|s| Series {
-                name: &s.name,
-                values: &s.values,
-                missing: &s.missing,
-                baseline: baseline(&s.baseline),
-            })
-            .collect(),
+        metrics,
+        values,
+        missing,
+        baselines: baselines.iter().map(baseline).collect(),
     }
 }
 
@@ -127,8 +116,8 @@ fn prediction(p: &logic::Prediction) -> Prediction<'_> {
     }
 }
 
-/// Borrows `o` for lowering: three small vectors of references are the
-/// only allocations.
+/// Borrows `o` for lowering: the baselines of each device and the health
+/// checks (small vectors) are the only allocations.
 pub(crate) fn observation(o: &logic::Observation) -> Observation<'_> {
     Observation {
         now_ms: o.now_ms,

@@ -21,7 +21,7 @@ use crate::Result;
 use crate::config::{ConfigReader, num};
 use crate::deviation::{Deviation, ZScoring};
 use crate::drift::value;
-use crate::stats::{noisy_or, pearson, ramp};
+use crate::stats::{noisy_or, pearson, positive, ramp};
 use crate::types::{ConfigPairs, CorrelationResult, DeviceWindow, Observation, Signal};
 
 /// A configured co-rise rule: both metrics of the primary rising together.
@@ -310,7 +310,7 @@ fn collect(config: &CorrelationConfig, observation: &Observation, keep: f64) -> 
     };
     let primary = Deviations::new(config, observation, &observation.primary);
     co_rise_signals(config, &primary, &mut out);
-    divergence_signals(config, observation, &primary, &mut out);
+    divergence_signals(config, observation, &mut out);
     health_signals(config, observation, &mut out);
     mirror_signals(config, observation, &mut out);
     let mut list = out.list;
@@ -348,7 +348,9 @@ impl Signals {
     }
 }
 
-/// The deviation of each metric of one device, computed once per tick.
+/// The deviation of each metric a co-rise rule names, computed once per
+/// tick (the other metrics only need their level: see
+/// [`divergence_signals`]).
 struct Deviations<'a> {
     by_metric: Vec<(&'a str, Option<Deviation>)>,
 }
@@ -359,14 +361,17 @@ impl<'a> Deviations<'a> {
         observation: &Observation,
         window: &'a DeviceWindow,
     ) -> Self {
-        let mut by_metric: Vec<(&'a str, Option<Deviation>)> =
-            Vec::with_capacity(window.series.len());
-        for series in &window.series {
+        let mut by_metric: Vec<(&'a str, Option<Deviation>)> = Vec::new();
+        for series in window.iter() {
+            let named = config
+                .rules
+                .iter()
+                .any(|r| r.a == series.name || r.b == series.name);
             // The first series of a name wins, as with `DeviceWindow::get`.
-            if by_metric.iter().all(|(name, _)| *name != series.name) {
+            if named && by_metric.iter().all(|(name, _)| *name != series.name) {
                 let deviation =
                     Deviation::of(series, &observation.timestamps_ms, &config.scoring).ok();
-                by_metric.push((series.name.as_str(), deviation));
+                by_metric.push((series.name, deviation));
             }
         }
         Self { by_metric }
@@ -396,7 +401,7 @@ fn co_rise_signals(config: &CorrelationConfig, primary: &Deviations<'_>, out: &m
         let rise_a = a.slope() * a.span_s();
         let rise_b = b.slope() * b.span_s();
         let weight = ramp(rise_a, 0.0, config.rise_high).min(ramp(rise_b, 0.0, config.rise_high))
-            * r.max(0.0);
+            * positive(r);
         out.push(weight, || {
             (
                 format!("co-rise:{}+{}", rule.a, rule.b),
@@ -430,13 +435,16 @@ fn aligned(a: &Deviation, b: &Deviation) -> (Vec<f64>, Vec<f64>) {
     (za, zb)
 }
 
-fn divergence_signals(
-    config: &CorrelationConfig,
-    observation: &Observation,
-    primary: &Deviations<'_>,
-    out: &mut Signals,
-) {
-    for (metric, p) in &primary.by_metric {
+fn divergence_signals(config: &CorrelationConfig, observation: &Observation, out: &mut Signals) {
+    let times = &observation.timestamps_ms;
+    let mut seen: Vec<&str> = Vec::with_capacity(observation.primary.len());
+    for primary in observation.primary.iter() {
+        let metric = primary.name;
+        // The first series of a name wins, as with `DeviceWindow::get`.
+        if seen.contains(&metric) {
+            continue;
+        }
+        seen.push(metric);
         if !config.divergence_metrics.is_empty()
             && !config.divergence_metrics.iter().any(|m| m == metric)
         {
@@ -445,22 +453,22 @@ fn divergence_signals(
         if config.divergence_exclude.iter().any(|m| m == metric) {
             continue;
         }
-        let Some(p) = p else {
+        let Ok(p) = Deviation::level_of(primary, times, &config.scoring) else {
             continue;
         };
         let Some(shadow) = observation.shadow.get(metric) else {
             continue;
         };
-        let Ok(s) = Deviation::of(shadow, &observation.timestamps_ms, &config.scoring) else {
+        let Ok(s) = Deviation::level_of(shadow, times, &config.scoring) else {
             continue;
         };
-        let excess = p.level.abs() - s.level.abs();
+        let excess = p.abs() - s.abs();
         out.push(
             ramp(excess, config.divergence_low, config.divergence_high),
             || {
                 (
                     format!("divergence:{metric}"),
-                    format!("primary z {:+.2}, shadow z {:+.2}", p.level, s.level),
+                    format!("primary z {p:+.2}, shadow z {s:+.2}"),
                 )
             },
         );
@@ -617,12 +625,11 @@ mod tests {
     fn cpu_rising_with_5xx_is_a_co_rise() {
         let observation = Observation {
             timestamps_ms: times(),
-            primary: DeviceWindow {
-                series: vec![
-                    series("cpu", rising(40.0, 0.5), 40.0, 5.0),
-                    series("http-5xx-rate", rising(0.01, 0.002), 0.01, 0.01),
-                ],
-            },
+            primary: DeviceWindow::from_series(vec![
+                series("cpu", rising(40.0, 0.5), 40.0, 5.0),
+                series("http-5xx-rate", rising(0.01, 0.002), 0.01, 0.01),
+            ])
+            .unwrap(),
             ..Observation::default()
         };
         let result = correlation(&CorrelationConfig::default(), &observation);
@@ -639,12 +646,11 @@ mod tests {
         let falling: Vec<f64> = rising(0.13, -0.002);
         let observation = Observation {
             timestamps_ms: times(),
-            primary: DeviceWindow {
-                series: vec![
-                    series("cpu", rising(40.0, 0.5), 40.0, 5.0),
-                    series("http-5xx-rate", falling, 0.01, 0.01),
-                ],
-            },
+            primary: DeviceWindow::from_series(vec![
+                series("cpu", rising(40.0, 0.5), 40.0, 5.0),
+                series("http-5xx-rate", falling, 0.01, 0.01),
+            ])
+            .unwrap(),
             ..Observation::default()
         };
         assert_eq!(
@@ -657,12 +663,10 @@ mod tests {
     fn primary_diverging_from_shadow() {
         let observation = Observation {
             timestamps_ms: times(),
-            primary: DeviceWindow {
-                series: vec![series("cpu", vec![80.0; 60], 40.0, 5.0)],
-            },
-            shadow: DeviceWindow {
-                series: vec![series("cpu", vec![10.0; 60], 10.0, 2.0)],
-            },
+            primary: DeviceWindow::from_series(vec![series("cpu", vec![80.0; 60], 40.0, 5.0)])
+                .unwrap(),
+            shadow: DeviceWindow::from_series(vec![series("cpu", vec![10.0; 60], 10.0, 2.0)])
+                .unwrap(),
             ..Observation::default()
         };
         let result = correlation(&CorrelationConfig::default(), &observation);

@@ -7,7 +7,9 @@ use std::fmt;
 
 use crate::config::{ConfigReader, num};
 use crate::stats;
-use crate::types::{ConfigPairs, Series};
+#[cfg(test)]
+use crate::types::Series;
+use crate::types::{ConfigPairs, SeriesRef};
 
 /// Largest |z| kept: a baseline with almost no spread would otherwise turn a
 /// small change into an astronomically large z and slope.
@@ -109,8 +111,8 @@ impl Direction {
     pub fn magnitude(self, z: f64) -> f64 {
         match self {
             Self::Both => z.abs(),
-            Self::Rising => z.max(0.0),
-            Self::Falling => (-z).max(0.0),
+            Self::Rising => stats::positive(z),
+            Self::Falling => stats::positive(-z),
         }
     }
 }
@@ -180,20 +182,20 @@ pub struct Deviation {
     pub last_value: f64,
 }
 
-impl Deviation {
-    /// Computes the deviation of `series` from its baseline; `timestamps_ms`
-    /// are the observation's sample times (samples beyond the shorter of
-    /// the two are ignored).
-    ///
-    /// # Errors
-    ///
-    /// [`Unusable`] when the baseline is missing or invalid, or too few
-    /// samples are present.
-    pub fn of(
-        series: &Series,
-        timestamps_ms: &[i64],
-        scoring: &ZScoring,
-    ) -> Result<Self, Unusable> {
+/// How one metric's samples become z-scores: its baseline mean, the
+/// standard deviation used and the EWMA factor.
+struct Scale {
+    mean: f64,
+    sigma: f64,
+    /// `1 / sigma`: multiplying by it instead of dividing per sample (a
+    /// divide costs several multiplies; the results differ by at most an
+    /// ulp) matters, this runs 60 times per metric per device per tick.
+    inv_sigma: f64,
+    alpha: f64,
+}
+
+impl Scale {
+    fn of(series: SeriesRef<'_>, scoring: &ZScoring) -> Result<Self, Unusable> {
         let baseline = &series.baseline;
         if baseline.samples < scoring.min_baseline_samples || baseline.samples == 0 {
             return Err(Unusable::NoBaseline {
@@ -218,30 +220,82 @@ impl Deviation {
         } else {
             1.0
         };
+        Ok(Self {
+            mean,
+            sigma,
+            inv_sigma: 1.0 / sigma,
+            alpha,
+        })
+    }
+
+    /// The z-score of `v`. Both operands are finite, so the product is
+    /// finite or ±∞ and the clamp bounds it: a tiny sigma cannot produce
+    /// absurd z.
+    fn z(&self, v: f64) -> f64 {
+        ((v - self.mean) * self.inv_sigma).clamp(-Z_LIMIT, Z_LIMIT)
+    }
+}
+
+impl Deviation {
+    /// [`Deviation::level`] alone, without keeping the samples: what a
+    /// caller that needs only the current deviation pays. The same number,
+    /// bit for bit, and the same errors as [`Deviation::of`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Deviation::of`].
+    pub fn level_of(
+        series: SeriesRef<'_>,
+        timestamps_ms: &[i64],
+        scoring: &ZScoring,
+    ) -> Result<f64, Unusable> {
+        let n = series.values.len().min(timestamps_ms.len());
+        let values = &series.values[..n];
+        if series.has_missing() || !values.iter().all(|v| v.is_finite()) {
+            // Rare: take the general path.
+            return Self::of(series, timestamps_ms, scoring).map(|d| d.level);
+        }
+        let scale = Scale::of(series, scoring)?;
+        let needed = scoring.min_samples.max(2);
+        if n < needed {
+            return Err(Unusable::TooFewSamples { present: n, needed });
+        }
+        let z = values.iter().map(|&v| scale.z(v));
+        Ok(stats::ewma_last(z, scale.alpha).unwrap_or(0.0))
+    }
+
+    /// Computes the deviation of `series` from its baseline; `timestamps_ms`
+    /// are the observation's sample times (samples beyond the shorter of
+    /// the two are ignored).
+    ///
+    /// # Errors
+    ///
+    /// [`Unusable`] when the baseline is missing or invalid, or too few
+    /// samples are present.
+    pub fn of(
+        series: SeriesRef<'_>,
+        timestamps_ms: &[i64],
+        scoring: &ZScoring,
+    ) -> Result<Self, Unusable> {
+        let scale = Scale::of(series, scoring)?;
 
         // This runs for every metric of both devices on every tick: one
         // allocation, one pass.
         let n = series.values.len().min(timestamps_ms.len());
         let origin = timestamps_ms.get(n.wrapping_sub(1)).copied().unwrap_or(0) as f64;
         let mut missing = Vec::new();
-        if !series.missing.is_empty() {
+        if series.has_missing() {
             missing = vec![false; n];
-            for &i in &series.missing {
-                if let Some(m) = usize::try_from(i).ok().and_then(|i| missing.get_mut(i)) {
+            for i in series.missing() {
+                if let Some(m) = missing.get_mut(i) {
                     *m = true;
                 }
             }
         }
-        // Multiplying by reciprocals instead of dividing per sample: the
-        // loop runs 60 times per metric per device per tick, and a divide
-        // costs several multiplies (the results differ by at most an ulp).
-        let inv_sigma = 1.0 / sigma;
         let mut samples = Vec::with_capacity(n);
         let mut last_value = 0.0;
         let (times, values) = (&timestamps_ms[..n], &series.values[..n]);
-        // Both operands are finite, so the product is finite or ±∞ and the
-        // clamp bounds it: a tiny sigma cannot produce absurd z.
-        let z_of = |v: f64| ((v - mean) * inv_sigma).clamp(-Z_LIMIT, Z_LIMIT);
+        let z_of = |v: f64| scale.z(v);
         // i64 → f64 is exact for epoch milliseconds of this era.
         let t_of = |timestamp_ms: i64| (timestamp_ms as f64 - origin) * 1e-3;
         if missing.is_empty() && values.iter().all(|v| v.is_finite()) {
@@ -268,7 +322,7 @@ impl Deviation {
         }
         // The same average as `stats::Ewma`, off the loop above so that
         // neither waits on the other.
-        let level = stats::ewma_last(samples.iter().map(|s| s.z), alpha).unwrap_or(0.0);
+        let level = stats::ewma_last(samples.iter().map(|s| s.z), scale.alpha).unwrap_or(0.0);
         let needed = scoring.min_samples.max(2);
         if samples.len() < needed {
             return Err(Unusable::TooFewSamples {
@@ -279,8 +333,8 @@ impl Deviation {
         Ok(Self {
             samples,
             level,
-            mean,
-            sigma,
+            mean: scale.mean,
+            sigma: scale.sigma,
             last_value,
         })
     }
@@ -369,6 +423,8 @@ mod tests {
     }
 
     fn of(series: &Series, scoring: &ZScoring) -> Result<Deviation, Unusable> {
+        let window = crate::types::DeviceWindow::from_series([series.clone()]).unwrap();
+        let series = window.iter().next().unwrap();
         Deviation::of(series, &times(series.values.len()), scoring)
     }
 
@@ -404,6 +460,32 @@ mod tests {
         assert_eq!(d.growth_cusum(30, 0.25, Direction::Both), 3.0);
         assert_eq!(d.span_s(), 4.0);
         assert_eq!(d.last_value, 18.0);
+    }
+
+    #[test]
+    fn level_of_is_the_level_of_the_full_deviation() {
+        let ramp: Vec<f64> = (0..60).map(|i| 10.0 + f64::from(i) * 0.37).collect();
+        let mut holed = ramp.clone();
+        holed[7] = f64::NAN;
+        for (values, missing) in [(ramp.clone(), vec![]), (ramp, vec![3, 9]), (holed, vec![])] {
+            let s = series(&values, &missing, baseline(10.0, 2.0));
+            let window = crate::types::DeviceWindow::from_series([s]).unwrap();
+            let s = window.iter().next().unwrap();
+            let t = times(60);
+            let full = Deviation::of(s, &t, &ZScoring::default()).unwrap();
+            let level = Deviation::level_of(s, &t, &ZScoring::default()).unwrap();
+            assert_eq!(level.to_bits(), full.level.to_bits());
+        }
+        let few = series(&[1.0, 2.0], &[], baseline(1.0, 1.0));
+        let window = crate::types::DeviceWindow::from_series([few]).unwrap();
+        let few = window.iter().next().unwrap();
+        assert_eq!(
+            Deviation::level_of(few, &times(2), &ZScoring::default()),
+            Err(Unusable::TooFewSamples {
+                present: 2,
+                needed: 5
+            })
+        );
     }
 
     #[test]

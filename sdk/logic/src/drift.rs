@@ -224,7 +224,7 @@ pub struct DriftAnalysis<'a> {
 /// Scores every selected metric of the primary.
 pub fn analyse<'a>(config: &'a DriftConfig, observation: &'a Observation) -> DriftAnalysis<'a> {
     let mut analysis = DriftAnalysis {
-        metrics: Vec::with_capacity(observation.primary.series.len()),
+        metrics: Vec::with_capacity(observation.primary.len()),
         skipped: Vec::new(),
     };
     for name in &config.metrics {
@@ -234,15 +234,14 @@ pub fn analyse<'a>(config: &'a DriftConfig, observation: &'a Observation) -> Dri
     }
     let selected = observation
         .primary
-        .series
         .iter()
-        .filter(|s| config.metrics.is_empty() || config.metrics.contains(&s.name));
+        .filter(|s| config.metrics.is_empty() || config.metrics.iter().any(|m| m == s.name));
     for series in selected {
         match Deviation::of(series, &observation.timestamps_ms, &config.scoring) {
             Ok(deviation) => analysis
                 .metrics
-                .push(score_metric(config, &series.name, &deviation)),
-            Err(why) => analysis.skipped.push((&series.name, unusable(&why))),
+                .push(score_metric(config, series.name, &deviation)),
+            Err(why) => analysis.skipped.push((series.name, unusable(&why))),
         }
     }
     // A stable sort keeps ties in the window's order: deterministic.
@@ -383,7 +382,7 @@ mod tests {
         Observation {
             now_ms: 1_700_000_059_000,
             timestamps_ms: (0..60).map(|i| 1_700_000_000_000 + 1000 * i).collect(),
-            primary: DeviceWindow { series },
+            primary: DeviceWindow::from_series(series).unwrap(),
             ..Observation::default()
         }
     }

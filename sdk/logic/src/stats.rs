@@ -132,8 +132,32 @@ pub(crate) fn ewma_last(xs: impl ExactSizeIterator<Item = f64>, alpha: f64) -> O
     for x in xs {
         sum = sum * b + x;
     }
-    let exponent = i32::try_from(n - 1).unwrap_or(i32::MAX);
-    Some(alpha * sum + (1.0 - alpha) * b.powi(exponent) * first)
+    Some(alpha * sum + (1.0 - alpha) * pow(b, n - 1) * first)
+}
+
+/// `b^n` by squaring, in a fixed order of IEEE multiplications (unlike
+/// `powi`, whose evaluation LLVM may choose per target), so the result is
+/// the same natively and in WebAssembly.
+fn pow(mut b: f64, mut n: usize) -> f64 {
+    let mut out = 1.0;
+    while n > 0 {
+        if n & 1 == 1 {
+            out *= b;
+        }
+        b *= b;
+        n >>= 1;
+    }
+    out
+}
+
+/// `x` if it is above 0, else 0 (also for NaN): `x.max(0.0)`, spelled as a
+/// comparison because WebAssembly has no instruction with the semantics of
+/// `f64::max`, so there it is a call into libm's `fmax` (a fifth of a drift
+/// evaluation's time when the hot loops used it). `clamp` is comparisons
+/// already.
+#[inline]
+pub fn positive(x: f64) -> f64 {
+    if x > 0.0 { x } else { 0.0 }
 }
 
 /// Least-squares slope of `v` against `t` over the points `(t, v)`: units of
@@ -202,7 +226,7 @@ pub fn cusum(points: &[(f64, f64)], slack: f64) -> Cusum {
 /// [`cusum`] over finite points given by an iterator.
 pub(crate) fn cusum_of(points: impl Iterator<Item = (f64, f64)>, slack: f64) -> Cusum {
     let slack = if slack.is_finite() {
-        slack.max(0.0)
+        positive(slack)
     } else {
         0.0
     };
@@ -214,19 +238,19 @@ pub(crate) fn cusum_of(points: impl Iterator<Item = (f64, f64)>, slack: f64) -> 
             // and clamped finite, so a sum can reach +inf but never meet a
             // -inf: no NaN can arise.
             let dv = (v - pv).clamp(-f64::MAX, f64::MAX);
-            let allowance = (slack * (t - pt).max(0.0)).min(f64::MAX);
-            let up = (dv - allowance).max(-f64::MAX);
-            let down = (-dv - allowance).max(-f64::MAX);
-            rise = (rise + up).max(0.0);
-            fall = (fall + down).max(0.0);
+            let allowance = (slack * positive(t - pt)).clamp(0.0, f64::MAX);
+            let up = (dv - allowance).clamp(-f64::MAX, f64::MAX);
+            let down = (-dv - allowance).clamp(-f64::MAX, f64::MAX);
+            rise = positive(rise + up);
+            fall = positive(fall + down);
         }
         prev = Some((t, v));
     }
     // Saturation is applied once: a statistic that overflowed stays at the
     // largest finite value.
     Cusum {
-        rise: rise.min(f64::MAX),
-        fall: fall.min(f64::MAX),
+        rise: rise.clamp(0.0, f64::MAX),
+        fall: fall.clamp(0.0, f64::MAX),
     }
 }
 
@@ -398,6 +422,22 @@ mod tests {
         assert_eq!(avg.update(8.0), Some(8.0));
         assert_eq!(avg.update(NAN), Some(8.0));
         assert_eq!(avg.update(4.0), Some(7.0));
+    }
+
+    #[test]
+    fn ewma_last_matches_the_fold() {
+        for n in [1usize, 2, 3, 4, 5, 7, 8, 9, 60, 61] {
+            let xs: Vec<f64> = (0..n).map(|i| ((i * 37) % 11) as f64 - 4.5).collect();
+            for alpha in [0.05, 0.3, 0.5, 1.0] {
+                let fold = ewma(&xs, alpha).unwrap();
+                let fast = ewma_last(xs.iter().copied(), alpha).unwrap();
+                assert!(close(fold, fast), "n {n} alpha {alpha}: {fold} vs {fast}");
+            }
+        }
+        assert_eq!(ewma_last(std::iter::empty(), 0.3), None);
+        assert_eq!(pow(0.5, 0), 1.0);
+        assert_eq!(pow(0.5, 3), 0.125);
+        assert_eq!(pow(3.0, 5), 243.0);
     }
 
     #[test]

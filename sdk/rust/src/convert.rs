@@ -42,13 +42,33 @@ record!(Baseline {
     stddev: into,
     samples: into
 });
-record!(Series {
-    name: into,
-    values: into,
-    missing: into,
-    baseline: into,
-});
-record!(DeviceWindow { series: vec });
+/// The host builds windows through `DeviceWindow`'s checked constructors,
+/// so an inconsistent one cannot arrive from it; if one ever did, the
+/// policy traps (the host then answers with its native fallback and counts
+/// the fault) rather than decide on misaligned data.
+impl From<wit::DeviceWindow> for logic::DeviceWindow {
+    fn from(w: wit::DeviceWindow) -> Self {
+        // `vec` converts in place: both baselines have the same layout.
+        let window =
+            logic::DeviceWindow::from_columns(w.metrics, w.values, w.missing, vec(w.baselines));
+        match window {
+            Ok(window) => window,
+            Err(error) => panic!("the host sent an inconsistent device window: {error}"),
+        }
+    }
+}
+
+impl From<logic::DeviceWindow> for wit::DeviceWindow {
+    fn from(w: logic::DeviceWindow) -> Self {
+        let (metrics, values, missing, baselines) = w.columns();
+        Self {
+            metrics: metrics.to_owned(),
+            values: values.to_vec(),
+            missing: missing.to_vec(),
+            baselines: baselines.iter().cloned().map(Into::into).collect(),
+        }
+    }
+}
 record!(StatusClasses {
     informational: into,
     success: into,
@@ -135,6 +155,17 @@ impl From<logic::Verdict> for wit::Verdict {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    #[should_panic(expected = "inconsistent device window")]
+    fn an_inconsistent_window_traps() {
+        let _ = logic::DeviceWindow::from(wit::DeviceWindow {
+            metrics: "cpu\nmemory".into(),
+            values: vec![1.0; 3],
+            missing: Vec::new(),
+            baselines: Vec::new(),
+        });
+    }
+
     use super::*;
 
     fn observation() -> logic::Observation {
@@ -151,12 +182,9 @@ mod tests {
         logic::Observation {
             now_ms: 3,
             timestamps_ms: vec![1, 2, 3],
-            primary: logic::DeviceWindow {
-                series: vec![series("cpu", 1.0), series("memory", 2.0)],
-            },
-            shadow: logic::DeviceWindow {
-                series: vec![series("cpu", 3.0)],
-            },
+            primary: logic::DeviceWindow::from_series([series("cpu", 1.0), series("memory", 2.0)])
+                .unwrap(),
+            shadow: logic::DeviceWindow::from_series([series("cpu", 3.0)]).unwrap(),
             health: vec![logic::HealthCheck {
                 name: "db".into(),
                 ok: false,
@@ -188,7 +216,9 @@ mod tests {
     fn observation_round_trips_with_every_field() {
         let original = observation();
         let through: wit::Observation = original.clone().into();
-        assert_eq!(through.primary.series[1].name, "memory");
+        assert_eq!(through.primary.metrics, "cpu\nmemory");
+        assert_eq!(through.primary.values, [1.0, 2.0, 3.0, 2.0, 3.0, 4.0]);
+        assert_eq!(through.primary.missing, [1, 4]);
         assert_eq!(through.health[0].status_classes.server_error, 5);
         assert_eq!(logic::Observation::from(through), original);
     }

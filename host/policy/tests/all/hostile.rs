@@ -16,7 +16,9 @@ const NOW: i64 = 1_700_000_100_000;
 /// a series named `hostile`.
 fn trigger() -> logic::Observation {
     let mut o = observation(NOW, 4);
-    o.primary.series[3].name = "hostile".to_owned();
+    let mut series = o.primary.to_series();
+    series[3].name = "hostile".to_owned();
+    o.primary = logic::DeviceWindow::from_series(series).expect("a valid window");
     o
 }
 

@@ -103,7 +103,9 @@ fn a_faulting_candidate_never_affects_answers_and_is_quarantined() {
         .load_candidate_blocking(source("panic", "1", hostile("panic"), &[]), shadow(Some(1)))
         .unwrap();
     let mut o = observation(5_000, 4);
-    o.primary.series[1].name = "hostile".into();
+    let mut series = o.primary.to_series();
+    series[1].name = "hostile".to_owned();
+    o.primary = umbra_policy_logic::DeviceWindow::from_series(series).expect("a valid window");
     for _ in 0..6 {
         let answer = runtime.drift(&o);
         assert_eq!(answer.value.explanation, "a");

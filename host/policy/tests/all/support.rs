@@ -176,27 +176,30 @@ pub fn observation(now_ms: i64, series: usize) -> logic::Observation {
         "conntrack",
         "softirq",
     ];
-    let window = |ramp: f64| logic::DeviceWindow {
-        series: (0..series)
-            .map(|s| {
-                let mean = 10.0 + s as f64;
-                logic::Series {
-                    name: names[s % names.len()].to_owned(),
-                    values: (0..60)
-                        .map(|i| {
-                            let wobble = if (i + s) % 3 == 0 { 0.4 } else { -0.2 };
-                            mean + wobble + if s == 0 { ramp * i as f64 } else { 0.0 }
-                        })
-                        .collect(),
-                    missing: Vec::new(),
-                    baseline: logic::Baseline {
-                        mean,
-                        stddev: 1.0,
-                        samples: 1000,
-                    },
-                }
-            })
-            .collect(),
+    let window = |ramp: f64| {
+        logic::DeviceWindow::from_series(
+            (0..series)
+                .map(|s| {
+                    let mean = 10.0 + s as f64;
+                    logic::Series {
+                        name: names[s % names.len()].to_owned(),
+                        values: (0..60)
+                            .map(|i| {
+                                let wobble = if (i + s) % 3 == 0 { 0.4 } else { -0.2 };
+                                mean + wobble + if s == 0 { ramp * i as f64 } else { 0.0 }
+                            })
+                            .collect(),
+                        missing: Vec::new(),
+                        baseline: logic::Baseline {
+                            mean,
+                            stddev: 1.0,
+                            samples: 1000,
+                        },
+                    }
+                })
+                .collect::<Vec<_>>(),
+        )
+        .expect("a valid window")
     };
     logic::Observation {
         now_ms,

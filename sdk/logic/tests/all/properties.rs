@@ -90,6 +90,17 @@ fn health_check() -> impl Strategy<Value = HealthCheck> {
         })
 }
 
+/// A device window of `series`, all cut to the shortest (a window's
+/// metrics share their sample count; it may still differ from the
+/// observation's timestamps).
+fn window(mut series: Vec<Series>) -> DeviceWindow {
+    let len = series.iter().map(|s| s.values.len()).min().unwrap_or(0);
+    for s in &mut series {
+        s.values.truncate(len);
+    }
+    DeviceWindow::from_series(series).expect("names are valid")
+}
+
 fn prediction(p: BoxedStrategy<f64>) -> impl Strategy<Value = Prediction> {
     (p, any::<u64>()).prop_map(|(probability, horizon_ms)| Prediction {
         probability,
@@ -120,8 +131,8 @@ fn observation_with(value: BoxedStrategy<f64>) -> impl Strategy<Value = Observat
                 Observation {
                     now_ms: timestamps_ms.last().copied().unwrap_or(start),
                     timestamps_ms,
-                    primary: DeviceWindow { series: primary },
-                    shadow: DeviceWindow { series: shadow },
+                    primary: window(primary),
+                    shadow: window(shadow),
                     health,
                     mirror: MirrorStats {
                         packets: m.0,
@@ -333,9 +344,13 @@ proptest! {
         // JSON has no NaN or infinities: the case format carries finite
         // numbers only.
         let fix = |x: &mut f64| if !x.is_finite() { *x = 0.0 };
-        for s in o.primary.series.iter_mut().chain(o.shadow.series.iter_mut()) {
-            fix(&mut s.baseline.mean);
-            fix(&mut s.baseline.stddev);
+        for w in [&mut o.primary, &mut o.shadow] {
+            let mut series = w.to_series();
+            for s in &mut series {
+                fix(&mut s.baseline.mean);
+                fix(&mut s.baseline.stddev);
+            }
+            *w = DeviceWindow::from_series(series).unwrap();
         }
         for h in &mut o.health {
             fix(&mut h.latency_ms);

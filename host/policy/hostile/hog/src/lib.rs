@@ -2,7 +2,7 @@
 //!
 //! Like a real policy with a bug, it behaves on ordinary inputs (so it
 //! passes the host's validation) and turns hostile on the input that
-//! triggers the bug: an observation whose primary has a series named
+//! triggers the bug: an observation whose primary has a metric named
 //! `hostile` — or on every input when configured with `always = true`.
 
 // wit-bindgen's export glue, expanded at the crate root, is `unsafe`.
@@ -25,7 +25,7 @@ thread_local! {
 }
 
 fn triggered(input: &Observation) -> bool {
-    ALWAYS.get() || input.primary.series.iter().any(|s| s.name == "hostile")
+    ALWAYS.get() || input.primary.metrics.split('\n').any(|m| m == "hostile")
 }
 
 fn benign() -> DriftResult {
