@@ -342,9 +342,15 @@ impl DeviceFeatures {
     ///
     /// # Errors
     ///
+    /// [`Error::BadMetricName`] for an empty name or one with a newline,
     /// [`Error::NonFinite`] for a NaN or infinite value,
     /// [`Error::OutOfOrder`] for a sample older than the open tick.
     pub fn record(&mut self, timestamp_ms: i64, metric: &str, value: f64) -> Result<()> {
+        // Policies receive a window's names in one newline-separated
+        // string (see `umbra_policy_logic::DeviceWindow`).
+        if metric.is_empty() || metric.contains('\n') {
+            return Err(Error::BadMetricName(metric.to_owned()));
+        }
         if !value.is_finite() {
             return Err(Error::NonFinite {
                 metric: metric.to_owned(),
@@ -520,10 +526,16 @@ impl DeviceFeatures {
     }
 }
 
-/// The one place a [`DeviceWindow`] is built from owned series (the series
-/// built here always share one length and have non-empty names).
+/// The one place a [`DeviceWindow`] is built from owned series. The series
+/// built here share one length and [`DeviceFeatures::record`] refuses bad
+/// names, so no metric can be refused; were one ever, it alone would be
+/// left out.
 fn window_of(series: Vec<Series>) -> DeviceWindow {
-    DeviceWindow { series }
+    let mut window = DeviceWindow::default();
+    for s in series {
+        let _ = window.push(&s.name, &s.values, &s.missing, s.baseline);
+    }
+    window
 }
 
 /// The two devices of a protected pair, kept on the same ticks.
@@ -649,6 +661,12 @@ mod tests {
             d.record(12_999, "cpu", 1.0),
             Err(Error::OutOfOrder { .. })
         ));
+        for bad in ["", "cpu\nmemory"] {
+            assert!(matches!(
+                d.record(13_000, bad, 1.0),
+                Err(Error::BadMetricName(name)) if name == bad
+            ));
+        }
         assert!(matches!(
             d.record(13_000, "cpu", f64::NAN),
             Err(Error::NonFinite { .. })

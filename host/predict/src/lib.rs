@@ -54,6 +54,10 @@ pub enum Error {
         /// Start of the tick currently open.
         open_tick_ms: i64,
     },
+    /// A metric name is empty or contains a newline. The caller (the
+    /// telemetry feeding the engine) is at fault.
+    #[error("metric name {0:?} is empty or contains a newline")]
+    BadMetricName(String),
     /// A sample's value is NaN or infinite. The caller is at fault: a
     /// missing measurement is expressed by sending nothing for the tick.
     #[error("sample of `{metric}` at {timestamp_ms} ms is not a finite number")]
