@@ -28,6 +28,28 @@ enum Command {
     /// Write, build and test policies: `umbra policy new|build|test`.
     #[command(subcommand)]
     Policy(umbra_policy_cli::PolicyCommand),
+    /// Generate scenarios, train and evaluate the failure predictor: `umbra model generate|train`.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Score detectors on benchmark data: `umbra eval nab`.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+/// `umbra model ...`.
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Write seeded, reproducible telemetry scenarios (faults ramping into failures, fault-free traces) to a directory.
+    Generate(umbra_scenario::GenerateArgs),
+    /// Train the GRU failure predictor on a scenario directory and write a standard ONNX file plus its manifest.
+    Train(umbra_trainer::TrainArgs),
+}
+
+/// `umbra eval ...`.
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Run the drift detector over NAB-format data, write its scores and score them with Umbra's NAB scorer.
+    Nab(umbra_nab::NabArgs),
 }
 
 /// Options of `umbra demo`.
@@ -85,10 +107,50 @@ fn main() -> ExitCode {
                     .await
                     .unwrap_or(ExitCode::FAILURE)
             }
+            Command::Model(command) => blocking("umbra model", move || model(command)).await,
+            Command::Eval(EvalCommand::Nab(args)) => {
+                blocking("umbra eval nab", move || {
+                    let report = umbra_nab::run(&args)?;
+                    println!("{report}");
+                    Ok(())
+                })
+                .await
+            }
         };
         signals.abort();
         code
     })
+}
+
+/// `umbra model generate|train`.
+fn model(command: ModelCommand) -> anyhow::Result<()> {
+    match command {
+        ModelCommand::Generate(args) => umbra_scenario::generate_cmd(&args),
+        ModelCommand::Train(args) => {
+            let report = umbra_trainer::train_cmd(&args)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+    }
+}
+
+/// Runs a CPU-bound command off the async runtime; an error is printed with
+/// its causes and exits 1.
+async fn blocking(
+    name: &'static str,
+    f: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> ExitCode {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(error)) => {
+            eprintln!("{name}: {error:#}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs the switch lab and prints its report.
