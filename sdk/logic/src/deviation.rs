@@ -236,6 +236,26 @@ impl Scale {
     }
 }
 
+/// One metric's current deviation and how fast it grows: see
+/// [`Deviation::growth`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Growth {
+    /// EWMA of the z-scores at the newest sample (signed).
+    pub level: f64,
+    /// Least-squares slope of the deviation's magnitude, z per second.
+    pub rate: f64,
+    /// Upward CUSUM of the derivative of the magnitude, in z.
+    pub cusum: f64,
+    /// Newest value used.
+    pub last_value: f64,
+    /// Baseline mean.
+    pub mean: f64,
+    /// Standard deviation the z-scores were computed with.
+    pub sigma: f64,
+    /// Samples used.
+    pub samples: usize,
+}
+
 impl Deviation {
     /// [`Deviation::level`] alone, without keeping the samples: what a
     /// caller that needs only the current deviation pays. The same number,
@@ -262,6 +282,78 @@ impl Deviation {
         }
         let z = values.iter().map(|&v| scale.z(v));
         Ok(stats::ewma_last(z, scale.alpha).unwrap_or(0.0))
+    }
+
+    /// What the default drift decision takes from one metric — the level,
+    /// and the growth rate and CUSUM of the deviation's magnitude in
+    /// `direction` over the newest `window` samples (as
+    /// [`Deviation::growth_rate`] and [`Deviation::growth_cusum`]) — the
+    /// same numbers, bit for bit, as through [`Deviation::of`], but for a
+    /// window with every sample present (the usual case) computed straight
+    /// from the values, without building the samples.
+    ///
+    /// # Errors
+    ///
+    /// As [`Deviation::of`].
+    pub fn growth(
+        series: SeriesRef<'_>,
+        timestamps_ms: &[i64],
+        scoring: &ZScoring,
+        window: usize,
+        slack: f64,
+        direction: Direction,
+    ) -> Result<Growth, Unusable> {
+        let n = series.values.len().min(timestamps_ms.len());
+        let (times, values) = (&timestamps_ms[..n], &series.values[..n]);
+        if series.has_missing() || !values.iter().all(|v| v.is_finite()) {
+            // Rare: take the general path.
+            let d = Self::of(series, timestamps_ms, scoring)?;
+            return Ok(Growth {
+                level: d.level,
+                rate: d.growth_rate(window, direction),
+                cusum: d.growth_cusum(window, slack, direction),
+                last_value: d.last_value,
+                mean: d.mean,
+                sigma: d.sigma,
+                samples: d.len(),
+            });
+        }
+        let scale = Scale::of(series, scoring)?;
+        let needed = scoring.min_samples.max(2);
+        if n < needed {
+            return Err(Unusable::TooFewSamples { present: n, needed });
+        }
+        let level =
+            stats::ewma_last(values.iter().map(|&v| scale.z(v)), scale.alpha).unwrap_or(0.0);
+        // The same times and magnitudes `of` would store for these samples,
+        // computed once (the slope walks them twice, the CUSUM once), on
+        // the stack for the usual window sizes.
+        let origin = times[n - 1] as f64;
+        let start = n.saturating_sub(window);
+        let points = times[start..]
+            .iter()
+            .zip(&values[start..])
+            .map(|(&t, &v)| ((t as f64 - origin) * 1e-3, direction.magnitude(scale.z(v))));
+        let mut stack = [(0.0, 0.0); 64];
+        let heap: Vec<(f64, f64)>;
+        let points: &[(f64, f64)] = if n - start <= stack.len() {
+            for (slot, point) in stack.iter_mut().zip(points) {
+                *slot = point;
+            }
+            &stack[..n - start]
+        } else {
+            heap = points.collect();
+            &heap
+        };
+        Ok(Growth {
+            level,
+            rate: stats::slope_of(points.iter().copied()).unwrap_or(0.0),
+            cusum: stats::cusum_of(points.iter().copied(), slack).rise,
+            last_value: values[n - 1],
+            mean: scale.mean,
+            sigma: scale.sigma,
+            samples: n,
+        })
     }
 
     /// Computes the deviation of `series` from its baseline; `timestamps_ms`
@@ -486,6 +578,38 @@ mod tests {
                 needed: 5
             })
         );
+    }
+
+    #[test]
+    fn growth_is_what_the_full_deviation_gives() {
+        let ramp: Vec<f64> = (0..60)
+            .map(|i| 10.0 + f64::from(i * i % 17) * 0.37)
+            .collect();
+        let mut holed = ramp.clone();
+        holed[50] = f64::INFINITY;
+        let t = times(60);
+        for (values, missing) in [(ramp.clone(), vec![]), (ramp, vec![55]), (holed, vec![])] {
+            let s = series(&values, &missing, baseline(12.0, 2.0));
+            let window = crate::types::DeviceWindow::from_series([s]).unwrap();
+            let s = window.iter().next().unwrap();
+            for direction in [Direction::Both, Direction::Rising, Direction::Falling] {
+                for w in [3, 30, 100] {
+                    let d = Deviation::of(s, &t, &ZScoring::default()).unwrap();
+                    let g =
+                        Deviation::growth(s, &t, &ZScoring::default(), w, 0.02, direction).unwrap();
+                    assert_eq!(g.level.to_bits(), d.level.to_bits());
+                    assert_eq!(g.rate.to_bits(), d.growth_rate(w, direction).to_bits());
+                    assert_eq!(
+                        g.cusum.to_bits(),
+                        d.growth_cusum(w, 0.02, direction).to_bits()
+                    );
+                    assert_eq!(
+                        (g.last_value, g.mean, g.sigma, g.samples),
+                        (d.last_value, d.mean, d.sigma, d.len())
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 
 use crate::Result;
 use crate::config::{ConfigReader, num};
-use crate::deviation::{Deviation, Direction, Unusable, ZScoring};
+use crate::deviation::{Deviation, Direction, Growth, Unusable, ZScoring};
 use crate::stats::ramp;
 use crate::types::{ConfigPairs, DriftResult, Observation};
 
@@ -237,10 +237,21 @@ pub fn analyse<'a>(config: &'a DriftConfig, observation: &'a Observation) -> Dri
         .iter()
         .filter(|s| config.metrics.is_empty() || config.metrics.iter().any(|m| m == s.name));
     for series in selected {
-        match Deviation::of(series, &observation.timestamps_ms, &config.scoring) {
-            Ok(deviation) => analysis
-                .metrics
-                .push(score_metric(config, series.name, &deviation)),
+        let direction = config.direction(series.name);
+        let growth = Deviation::growth(
+            series,
+            &observation.timestamps_ms,
+            &config.scoring,
+            config.rate_window,
+            config.cusum_slack,
+            direction,
+        );
+        match growth {
+            Ok(growth) => {
+                analysis
+                    .metrics
+                    .push(score_metric(config, series.name, direction, &growth))
+            }
             Err(why) => analysis.skipped.push((series.name, unusable(&why))),
         }
     }
@@ -253,29 +264,31 @@ fn unusable(why: &Unusable) -> String {
     why.to_string()
 }
 
-fn score_metric<'a>(config: &DriftConfig, metric: &'a str, d: &Deviation) -> MetricDrift<'a> {
-    let direction = config.direction(metric);
-    let rate = d.growth_rate(config.rate_window, direction);
-    let cusum = d.growth_cusum(config.rate_window, config.cusum_slack, direction);
-    let rate_part = ramp(rate, 0.0, config.rate_high);
-    let cusum_part = ramp(cusum, 0.0, config.cusum_high);
-    let level_part = ramp(direction.magnitude(d.level), config.z_low, config.z_high);
+fn score_metric<'a>(
+    config: &DriftConfig,
+    metric: &'a str,
+    direction: Direction,
+    g: &Growth,
+) -> MetricDrift<'a> {
+    let rate_part = ramp(g.rate, 0.0, config.rate_high);
+    let cusum_part = ramp(g.cusum, 0.0, config.cusum_high);
+    let level_part = ramp(direction.magnitude(g.level), config.z_low, config.z_high);
     let w = config.rate_weight.clamp(0.0, 1.0);
     let score = (w * (rate_part + cusum_part) / 2.0 + (1.0 - w) * level_part).clamp(0.0, 1.0);
     MetricDrift {
         metric,
         direction,
         score: if score.is_nan() { 0.0 } else { score },
-        rate,
-        cusum,
-        level: d.level,
+        rate: g.rate,
+        cusum: g.cusum,
+        level: g.level,
         rate_part,
         cusum_part,
         level_part,
-        value: d.last_value,
-        mean: d.mean,
-        sigma: d.sigma,
-        samples: d.len(),
+        value: g.last_value,
+        mean: g.mean,
+        sigma: g.sigma,
+        samples: g.samples,
     }
 }
 
