@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use umbra_policy_logic as logic;
 use umbra_policy_runtime::{
@@ -235,28 +235,48 @@ pub fn default_correlation(observation: &logic::Observation) -> logic::Correlati
     logic::correlation(&logic::CorrelationConfig::default(), observation)
 }
 
-/// Log lines written while `f` runs on this thread (tracing's thread-local
-/// default subscriber), formatted with their fields.
+/// Log lines written while `f` runs on this thread, formatted with their
+/// fields.
+///
+/// One global subscriber writes into the buffer of the capturing thread (a
+/// thread-local), rather than a thread-local subscriber per capture:
+/// tracing caches each callsite's interest process-wide, so with scoped
+/// subscribers a callsite first hit on another thread with no subscriber can
+/// stay disabled, and its events are lost (seen under load, with tests in
+/// parallel).
 pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
+    use std::cell::RefCell;
+    use std::sync::Once;
+
+    thread_local! {
+        static CAPTURE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    }
+    struct ThreadBuffer;
+    impl Write for ThreadBuffer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            CAPTURE.with(|c| {
+                if let Some(out) = c.borrow_mut().as_mut() {
+                    out.extend_from_slice(buf);
+                }
+            });
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
-    (out, text)
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(|| ThreadBuffer)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in the policy tests");
+    });
+    CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let bytes = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (out, String::from_utf8_lossy(&bytes).into_owned())
 }
