@@ -1,14 +1,42 @@
 //! The streaming drift detector: every new sample updates the device's
 //! features and is scored by `umbra_policy_logic::drift`, the function the
 //! default WebAssembly drift policy runs, on the observation of the last
-//! `window` ticks. An alarm-shaping stage then turns the stream of drift
-//! scores into alarms (see [`AlarmShaper`]).
+//! `window` ticks. Optional stages, all off by default and each a function
+//! of the data and of the detector's own past outputs only:
+//!
+//! ```text
+//! sample → features ─┬─ drift, fast scale (× adaptive scale) ─┐
+//!                    └─ drift, slow scale (× adaptive scale) ─┴─ max → likelihood → shaper → score
+//! ```
+//!
+//! - **Two scales** (`slow-ewma-alpha`): the observation is scored twice,
+//!   with the configured drift policy (the fast scale, whose `ewma-alpha`
+//!   follows a spike within a tick or two) and with the same policy but a
+//!   smaller `ewma-alpha` (the slow scale, whose level averages the whole
+//!   window: a moderate shift that persists reaches the thresholds, a
+//!   single outlier does not). The raw score is the higher of the two, and
+//!   the reported drift result is that scale's.
+//! - **Adaptive scale** (`adapt-*` keys, see [`crate::adaptive`]): each
+//!   scale's `z-low` and `z-high` are multiplied by a factor `k ≥ 1` drawn
+//!   from a quantile of that scale's own recent |level|, so that a bursty
+//!   metric must deviate well beyond its usual bursts while a calm one
+//!   keeps the configured thresholds.
+//! - **Anomaly likelihood** (`likelihood-*` keys, see
+//!   [`crate::likelihood`]): the raw score re-expressed as the tail
+//!   probability of its short-term average under a Gaussian fitted to its
+//!   own history.
+//! - **Alarm shaping** (`suppress`, see [`AlarmShaper`]): one alarm per
+//!   peak.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 
+use umbra_policy_logic::drift::analyse;
 use umbra_policy_logic::{DriftConfig, DriftResult, Observation, drift};
 
+use crate::adaptive::{AdaptiveConfig, AdaptiveScale};
 use crate::features::{FeatureConfig, PairFeatures, Sample};
+use crate::likelihood::{Likelihood, LikelihoodConfig};
 use crate::{Error, Result};
 
 /// How the drift score stream is shaped into alarms.
@@ -106,16 +134,28 @@ pub struct DetectorConfig {
     pub features: FeatureConfig,
     /// The drift policy's configuration.
     pub drift: DriftConfig,
-    /// The alarm shaping after it.
+    /// `ewma-alpha` of the slow scale, in (0, 1]; `None` scores one scale.
+    pub slow_ewma_alpha: Option<f64>,
+    /// The adaptive scale of each scale's thresholds.
+    pub adaptive: AdaptiveConfig,
+    /// The anomaly-likelihood stage after it.
+    pub likelihood: LikelihoodConfig,
+    /// The alarm shaping after that.
     pub shaping: ShapingConfig,
 }
 
 impl DetectorConfig {
     /// Parses `key=value` pairs: the feature keys (`tick-ms`, `window`,
     /// `bucket-ms`, `season-ms`, `min-bucket-samples`, `baseline-memory`,
-    /// `baseline-lag`, `recent-alpha`, `seasonal-adjust`), the shaping keys (`suppress`,
-    /// `suppressed-scale`) and every key of [`DriftConfig::from_pairs`];
-    /// absent keys keep their defaults.
+    /// `baseline-lag`, `recent-alpha`, `seasonal-adjust`), the scale keys
+    /// (`slow-ewma-alpha`, 0 meaning one scale, and `adapt-history`,
+    /// `adapt-quantile`, `adapt-ratio`, `adapt-min-history` of
+    /// [`AdaptiveConfig`]), the likelihood
+    /// keys of [`LikelihoodConfig`] (`likelihood-history`,
+    /// `likelihood-short`, `likelihood-learn`, `likelihood-min-stddev`,
+    /// `likelihood-saturate`), the
+    /// shaping keys (`suppress`, `suppressed-scale`) and every key of
+    /// [`DriftConfig::from_pairs`]; absent keys keep their defaults.
     ///
     /// # Errors
     ///
@@ -125,6 +165,9 @@ impl DetectorConfig {
     pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self> {
         let mut features = FeatureConfig::default();
         let mut shaping = ShapingConfig::default();
+        let mut likelihood = LikelihoodConfig::default();
+        let mut adaptive = AdaptiveConfig::default();
+        let mut slow_ewma_alpha: Option<f64> = None;
         let mut rest = Vec::new();
         let mut problems = Vec::new();
         fn parse<T: std::str::FromStr>(
@@ -169,6 +212,45 @@ impl DetectorConfig {
                 "recent-alpha" => {
                     features.recent_alpha = parse(key, value, p).unwrap_or(features.recent_alpha);
                 }
+                "slow-ewma-alpha" => {
+                    let alpha: Option<f64> = parse(key, value, p);
+                    slow_ewma_alpha = match alpha {
+                        Some(0.0) => None,
+                        Some(a) if a > 0.0 && a <= 1.0 => Some(a),
+                        Some(a) => {
+                            p.push(format!("`slow-ewma-alpha` ({a}) must be 0 or in (0, 1]"));
+                            None
+                        }
+                        None => slow_ewma_alpha,
+                    };
+                }
+                "adapt-history" => {
+                    adaptive.history = parse(key, value, p).unwrap_or(adaptive.history);
+                }
+                "adapt-quantile" => {
+                    adaptive.quantile = parse(key, value, p).unwrap_or(adaptive.quantile);
+                }
+                "adapt-ratio" => {
+                    adaptive.ratio = parse(key, value, p).unwrap_or(adaptive.ratio);
+                }
+                "adapt-min-history" => {
+                    adaptive.min_history = parse(key, value, p).unwrap_or(adaptive.min_history);
+                }
+                "likelihood-history" => {
+                    likelihood.history = parse(key, value, p).unwrap_or(likelihood.history);
+                }
+                "likelihood-short" => {
+                    likelihood.short = parse(key, value, p).unwrap_or(likelihood.short);
+                }
+                "likelihood-learn" => {
+                    likelihood.learn = parse(key, value, p).unwrap_or(likelihood.learn);
+                }
+                "likelihood-min-stddev" => {
+                    likelihood.min_stddev = parse(key, value, p).unwrap_or(likelihood.min_stddev);
+                }
+                "likelihood-saturate" => {
+                    likelihood.saturate = parse(key, value, p).unwrap_or(likelihood.saturate);
+                }
                 "suppress" => shaping.suppress = parse(key, value, p).unwrap_or(shaping.suppress),
                 "suppressed-scale" => {
                     shaping.suppressed_scale =
@@ -177,7 +259,12 @@ impl DetectorConfig {
                 _ => rest.push((key.clone(), value.clone())),
             }
         }
-        for check in [features.validate(), shaping.validate()] {
+        for check in [
+            features.validate(),
+            adaptive.validate(),
+            likelihood.validate(),
+            shaping.validate(),
+        ] {
             if let Err(Error::InvalidConfig(more)) = check {
                 problems.extend(more);
             }
@@ -189,6 +276,9 @@ impl DetectorConfig {
         Ok(Self {
             features,
             drift,
+            slow_ewma_alpha,
+            adaptive,
+            likelihood,
             shaping,
         })
     }
@@ -197,8 +287,13 @@ impl DetectorConfig {
 /// One evaluation of the detector.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DriftOutput {
-    /// The drift policy's answer, unshaped.
+    /// The drift policy's answer, unshaped: with the scale stages off,
+    /// exactly `drift(config, observation)`; with them on, the answer of
+    /// the scale that scored higher, at its adapted thresholds.
     pub drift: DriftResult,
+    /// The likelihood stage's output, in [0, 1] (the drift score when the
+    /// stage is off).
+    pub likelihood: f64,
     /// The alarm score after shaping, in [0, 1].
     pub score: f64,
 }
@@ -207,7 +302,9 @@ pub struct DriftOutput {
 #[derive(Clone, Debug)]
 pub struct DriftDetector {
     features: PairFeatures,
-    drift: DriftConfig,
+    fast: Scale,
+    slow: Option<Scale>,
+    likelihood: Likelihood,
     shaper: AlarmShaper,
 }
 
@@ -220,9 +317,18 @@ impl DriftDetector {
     /// does not validate.
     pub fn new(config: DetectorConfig) -> Result<Self> {
         config.shaping.validate()?;
+        config.likelihood.validate()?;
+        config.adaptive.validate()?;
+        let slow = config.slow_ewma_alpha.map(|alpha| {
+            let mut drift = config.drift.clone();
+            drift.scoring.ewma_alpha = alpha;
+            Scale::new(true, drift, &config.adaptive)
+        });
         Ok(Self {
             features: PairFeatures::new(config.features)?,
-            drift: config.drift,
+            fast: Scale::new(false, config.drift, &config.adaptive),
+            slow,
+            likelihood: Likelihood::new(config.likelihood),
             shaper: AlarmShaper::new(config.shaping),
         })
     }
@@ -253,13 +359,22 @@ impl DriftDetector {
         self.features.record(sample)
     }
 
-    /// Scores the pair at `now_ms` and feeds the score to the shaper.
+    /// Scores the pair at `now_ms` and feeds the score through the
+    /// likelihood stage and the shaper.
     pub fn score(&mut self, now_ms: i64) -> DriftOutput {
         let observation = self.observation(now_ms);
-        let result = drift(&self.drift, &observation);
-        let score = self.shaper.shape(result.score).clamp(0.0, 1.0);
+        let mut result = self.fast.score(&observation);
+        if let Some(slow) = &mut self.slow {
+            let other = slow.score(&observation);
+            if other.score > result.score {
+                result = other;
+            }
+        }
+        let likelihood = self.likelihood.update(result.score).clamp(0.0, 1.0);
+        let score = self.shaper.shape(likelihood).clamp(0.0, 1.0);
         DriftOutput {
             drift: result,
+            likelihood,
             score,
         }
     }
@@ -267,6 +382,61 @@ impl DriftDetector {
     /// The observation the policies would see at `now_ms`.
     pub fn observation(&mut self, now_ms: i64) -> Observation {
         self.features.observation(now_ms)
+    }
+}
+
+/// One scale of the detector: a drift configuration, the adaptive scale of
+/// its thresholds, and a scratch copy of the configuration with the
+/// thresholds scaled (kept to avoid cloning the metric lists per tick).
+#[derive(Clone, Debug)]
+struct Scale {
+    /// Whether this is the slow scale (named in the explanation).
+    slow: bool,
+    config: DriftConfig,
+    scaled: DriftConfig,
+    adaptive: AdaptiveScale,
+}
+
+impl Scale {
+    fn new(slow: bool, config: DriftConfig, adaptive: &AdaptiveConfig) -> Self {
+        Self {
+            slow,
+            scaled: config.clone(),
+            config,
+            adaptive: AdaptiveScale::new(adaptive.clone()),
+        }
+    }
+
+    /// The drift policy's answer at this scale's adapted thresholds; then
+    /// the observation's deviation joins the adaptive history.
+    fn score(&mut self, observation: &Observation) -> DriftResult {
+        let k = self.adaptive.scale();
+        let mut result = if k > 1.0 {
+            self.scaled.z_low = self.config.z_low * k;
+            self.scaled.z_high = self.config.z_high * k;
+            drift(&self.scaled, observation)
+        } else {
+            drift(&self.config, observation)
+        };
+        if self.adaptive.enabled() {
+            // The largest deviation of any scored metric, on its counted
+            // side; a tick where no metric could be scored adds nothing.
+            let magnitude = analyse(&self.config, observation)
+                .metrics
+                .iter()
+                .map(|m| m.direction.magnitude(m.level))
+                .reduce(f64::max);
+            if let Some(m) = magnitude {
+                self.adaptive.push(m);
+            }
+        }
+        if self.slow {
+            result.explanation.push_str("; slow scale");
+        }
+        if k > 1.0 {
+            let _ = write!(result.explanation, "; thresholds ×{k:.2} (adaptive)");
+        }
+        result
     }
 }
 
@@ -371,5 +541,146 @@ mod tests {
         }
         assert!(peak > 0.7, "jump peaked at {peak}");
         assert!((1..=3).contains(&alarms), "{alarms} alarms");
+    }
+
+    #[test]
+    fn config_reads_the_scale_keys() {
+        let c = DetectorConfig::from_pairs(&pairs(&[
+            ("slow-ewma-alpha", "0.1"),
+            ("adapt-history", "2000"),
+            ("adapt-quantile", "0.9"),
+            ("adapt-ratio", "2"),
+            ("adapt-min-history", "50"),
+            ("likelihood-history", "1000"),
+            ("likelihood-short", "5"),
+            ("likelihood-learn", "200"),
+            ("likelihood-min-stddev", "0.01"),
+            ("likelihood-saturate", "0.5"),
+        ]))
+        .unwrap();
+        assert_eq!(c.slow_ewma_alpha, Some(0.1));
+        assert_eq!(
+            c.adaptive,
+            AdaptiveConfig {
+                history: 2000,
+                quantile: 0.9,
+                ratio: 2.0,
+                min_history: 50,
+            }
+        );
+        assert_eq!(
+            c.likelihood,
+            LikelihoodConfig {
+                history: 1000,
+                short: 5,
+                learn: 200,
+                min_stddev: 0.01,
+                saturate: 0.5,
+            }
+        );
+        let off = DetectorConfig::from_pairs(&pairs(&[("slow-ewma-alpha", "0")])).unwrap();
+        assert_eq!(off.slow_ewma_alpha, None);
+        let Err(Error::InvalidConfig(problems)) = DetectorConfig::from_pairs(&pairs(&[
+            ("slow-ewma-alpha", "1.5"),
+            ("adapt-quantile", "1"),
+            ("likelihood-short", "0"),
+        ])) else {
+            panic!("expected an invalid configuration");
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn two_scales_score_the_higher_of_the_two_policies() {
+        let base = pairs(&[
+            ("window", "20"),
+            ("min-bucket-samples", "1000000"),
+            ("rate-weight", "0"),
+            ("z-low", "3"),
+            ("z-high", "4"),
+        ]);
+        let mut with_slow = base.clone();
+        with_slow.push(("slow-ewma-alpha".into(), "0.1".into()));
+        let config = DetectorConfig::from_pairs(&with_slow).unwrap();
+        let fast = config.drift.clone();
+        let slow = DriftConfig {
+            scoring: umbra_policy_logic::deviation::ZScoring {
+                ewma_alpha: 0.1,
+                ..fast.scoring.clone()
+            },
+            ..fast.clone()
+        };
+        let mut d = DriftDetector::new(config).unwrap();
+        let mut t = 0;
+        let mut slow_won = 0;
+        for i in 0..400 {
+            // Noise, then a shift of about 4σ whose samples keep dipping
+            // back: the fast scale follows every dip, the slow one holds.
+            let noise = (f64::from(i) * 0.7).sin();
+            let v = if i < 300 {
+                50.0 + noise
+            } else if i % 3 == 0 {
+                50.5 + noise
+            } else {
+                53.5 + noise
+            };
+            let out = d.push(&sample(t, v)).unwrap();
+            let o = d.observation(t);
+            let (f, s) = (drift(&fast, &o).score, drift(&slow, &o).score);
+            assert_eq!(out.drift.score, f.max(s));
+            assert_eq!(out.score, out.drift.score, "no shaping configured");
+            if s > f {
+                slow_won += 1;
+                assert!(out.drift.explanation.ends_with("; slow scale"));
+            } else {
+                assert!(!out.drift.explanation.contains("slow scale"));
+            }
+            t += 1000;
+        }
+        assert!(slow_won > 0, "the slow scale never scored higher");
+    }
+
+    /// Alarms of a bursty metric (routine bursts every 12 ticks) once the
+    /// detector has seen 1000 ticks, and the score of one burst five times
+    /// their size after that.
+    fn bursty_peaks(adapt: bool) -> (usize, f64) {
+        let mut list = vec![
+            ("window", "20"),
+            ("min-bucket-samples", "1000000"),
+            ("rate-weight", "0"),
+            ("z-low", "2"),
+            ("z-high", "3"),
+            ("ewma-alpha", "1"),
+        ];
+        if adapt {
+            list.push(("adapt-history", "1000"));
+        }
+        let mut d = DriftDetector::new(DetectorConfig::from_pairs(&pairs(&list)).unwrap()).unwrap();
+        let mut t = 0;
+        let mut routine_alarms = 0;
+        for i in 0..2000 {
+            let noise = (f64::from(i) * 0.7).sin();
+            let v = if i % 12 == 0 { 60.0 } else { 50.0 + noise };
+            let out = d.push(&sample(t, v)).unwrap();
+            if i >= 1000 && out.score >= 0.99 {
+                routine_alarms += 1;
+            }
+            t += 1000;
+        }
+        let out = d.push(&sample(t, 90.0)).unwrap();
+        (routine_alarms, out.score)
+    }
+
+    #[test]
+    fn adaptive_scale_silences_routine_bursts_but_not_a_big_one() {
+        let (plain_routine, plain_big) = bursty_peaks(false);
+        let (adapted_routine, adapted_big) = bursty_peaks(true);
+        assert!(
+            plain_routine >= 50,
+            "{plain_routine} routine alarms unadapted"
+        );
+        assert_eq!(adapted_routine, 0, "routine bursts still alarm");
+        assert_eq!(plain_big, 1.0);
+        assert_eq!(adapted_big, 1.0, "the big burst no longer alarms");
     }
 }

@@ -10,6 +10,11 @@
 //!   sample with the default drift decision of `umbra-policy-logic` (the
 //!   very function the default WebAssembly drift policy runs) and shapes the
 //!   resulting score into alarms.
+//! - [`adaptive`]: the adaptive scale of the drift thresholds, from a
+//!   quantile of the detector's own recent deviations.
+//! - [`likelihood`]: the anomaly-likelihood stage between the drift score
+//!   and the alarm shaping: how unusual the drift score is against the
+//!   detector's own recent drift scores.
 //!
 //! Invariants: no I/O and no clock (time comes from the samples); a value
 //! being scored never sits in its own baseline (samples are folded into the
@@ -18,13 +23,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod adaptive;
 pub mod baseline;
 pub mod detector;
 pub mod features;
+pub mod likelihood;
 
+pub use adaptive::{AdaptiveConfig, AdaptiveScale};
 pub use baseline::{SeasonalBaseline, Welford};
 pub use detector::{AlarmShaper, DetectorConfig, DriftDetector, DriftOutput, ShapingConfig};
 pub use features::{Device, DeviceFeatures, FeatureConfig, MetricFeatures, PairFeatures, Sample};
+pub use likelihood::{Likelihood, LikelihoodConfig};
 
 /// Result of the fallible operations of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
