@@ -28,7 +28,7 @@ enum Command {
     /// Write, build and test policies: `umbra policy new|build|test`.
     #[command(subcommand)]
     Policy(umbra_policy_cli::PolicyCommand),
-    /// Generate scenarios, train and evaluate the failure predictor: `umbra model generate|train`.
+    /// Generate scenarios, train the failure predictor, learn correlation rules: `umbra model generate|train|rules`.
     #[command(subcommand)]
     Model(ModelCommand),
     /// Score detectors on benchmark data: `umbra eval nab`.
@@ -43,6 +43,8 @@ enum ModelCommand {
     Generate(umbra_scenario::GenerateArgs),
     /// Train the GRU failure predictor on a scenario directory and write a standard ONNX file plus its manifest.
     Train(umbra_trainer::TrainArgs),
+    /// Learn co-rise rules for the correlation policy: metric pairs that rise together before failures, never otherwise.
+    Rules(umbra_correlate::RulesArgs),
 }
 
 /// `umbra eval ...`.
@@ -122,10 +124,11 @@ fn main() -> ExitCode {
     })
 }
 
-/// `umbra model generate|train`.
+/// `umbra model generate|train|rules`.
 fn model(command: ModelCommand) -> anyhow::Result<()> {
     match command {
         ModelCommand::Generate(args) => umbra_scenario::generate_cmd(&args),
+        ModelCommand::Rules(args) => umbra_correlate::rules_cmd(&args).map(|_| ()),
         ModelCommand::Train(args) => {
             let report = umbra_trainer::train_cmd(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
