@@ -326,29 +326,34 @@ impl Deviation {
         let level =
             stats::ewma_last(values.iter().map(|&v| scale.z(v)), scale.alpha).unwrap_or(0.0);
         // The same times and magnitudes `of` would store for these samples,
-        // computed once (the slope walks them twice, the CUSUM once), on
-        // the stack for the usual window sizes.
+        // computed once: the slope's first pass and the CUSUM are folded in
+        // on the way, and the slope's second pass reads them back from the
+        // stack (for the usual window sizes).
         let origin = times[n - 1] as f64;
         let start = n.saturating_sub(window);
         let points = times[start..]
             .iter()
             .zip(&values[start..])
             .map(|(&t, &v)| ((t as f64 - origin) * 1e-3, direction.magnitude(scale.z(v))));
+        let mut sums = stats::SlopeSums::default();
+        let mut cusum = stats::CusumRun::new(slack);
         let mut stack = [(0.0, 0.0); 64];
-        let heap: Vec<(f64, f64)>;
-        let points: &[(f64, f64)] = if n - start <= stack.len() {
-            for (slot, point) in stack.iter_mut().zip(points) {
-                *slot = point;
+        let mut heap = Vec::new();
+        let on_stack = n - start <= stack.len();
+        for (i, (t, m)) in points.enumerate() {
+            sums.push(t, m);
+            cusum.push(t, m);
+            if on_stack {
+                stack[i] = (t, m);
+            } else {
+                heap.push((t, m));
             }
-            &stack[..n - start]
-        } else {
-            heap = points.collect();
-            &heap
-        };
+        }
+        let kept: &[(f64, f64)] = if on_stack { &stack[..n - start] } else { &heap };
         Ok(Growth {
             level,
-            rate: stats::slope_of(points.iter().copied()).unwrap_or(0.0),
-            cusum: stats::cusum_of(points.iter().copied(), slack).rise,
+            rate: sums.slope(kept.iter().copied()).unwrap_or(0.0),
+            cusum: cusum.finish().rise,
             last_value: values[n - 1],
             mean: scale.mean,
             sigma: scale.sigma,

@@ -175,23 +175,46 @@ pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
 /// [`slope`] over finite points given by an iterator (walked three times),
 /// without collecting them.
 pub(crate) fn slope_of(points: impl Iterator<Item = (f64, f64)> + Clone) -> Option<f64> {
-    let (n, st, sv) = points
-        .clone()
-        .fold((0usize, 0.0, 0.0), |(n, st, sv), (t, v)| {
-            (n + 1, st + t, sv + v)
+    let mut sums = SlopeSums::default();
+    for (t, v) in points.clone() {
+        sums.push(t, v);
+    }
+    sums.slope(points)
+}
+
+/// The first pass of [`slope_of`]: count and sums of `t` and `v`, in the
+/// order given. Split out so a caller already walking the points can fold
+/// them in on the way and get the very same slope.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SlopeSums {
+    n: usize,
+    st: f64,
+    sv: f64,
+}
+
+impl SlopeSums {
+    pub(crate) fn push(&mut self, t: f64, v: f64) {
+        self.n += 1;
+        self.st += t;
+        self.sv += v;
+    }
+
+    /// The second pass over the same `points`.
+    pub(crate) fn slope(self, points: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+        let Self { n, st, sv } = self;
+        if n < 2 {
+            return None;
+        }
+        let (tm, vm) = (st / n as f64, sv / n as f64);
+        // Centred sums: numerically stable even for epoch-sized `t`.
+        let (sxx, sxy) = points.fold((0.0, 0.0), |(sxx, sxy), (t, v)| {
+            (sxx + (t - tm) * (t - tm), sxy + (t - tm) * (v - vm))
         });
-    if n < 2 {
-        return None;
+        if sxx <= 0.0 || !sxx.is_finite() {
+            return None;
+        }
+        finite(sxy / sxx)
     }
-    let (tm, vm) = (st / n as f64, sv / n as f64);
-    // Centred sums: numerically stable even for epoch-sized `t`.
-    let (sxx, sxy) = points.fold((0.0, 0.0), |(sxx, sxy), (t, v)| {
-        (sxx + (t - tm) * (t - tm), sxy + (t - tm) * (v - vm))
-    });
-    if sxx <= 0.0 || !sxx.is_finite() {
-        return None;
-    }
-    finite(sxy / sxx)
 }
 
 /// The two one-sided CUSUM statistics of a series' derivative.
@@ -225,32 +248,59 @@ pub fn cusum(points: &[(f64, f64)], slack: f64) -> Cusum {
 
 /// [`cusum`] over finite points given by an iterator.
 pub(crate) fn cusum_of(points: impl Iterator<Item = (f64, f64)>, slack: f64) -> Cusum {
-    let slack = if slack.is_finite() {
-        positive(slack)
-    } else {
-        0.0
-    };
-    let (mut rise, mut fall) = (0.0f64, 0.0f64);
-    let mut prev: Option<(f64, f64)> = None;
+    let mut cusum = CusumRun::new(slack);
     for (t, v) in points {
-        if let Some((pt, pv)) = prev {
+        cusum.push(t, v);
+    }
+    cusum.finish()
+}
+
+/// [`cusum_of`] one point at a time, for callers walking the points anyway.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CusumRun {
+    slack: f64,
+    rise: f64,
+    fall: f64,
+    prev: Option<(f64, f64)>,
+}
+
+impl CusumRun {
+    pub(crate) fn new(slack: f64) -> Self {
+        let slack = if slack.is_finite() {
+            positive(slack)
+        } else {
+            0.0
+        };
+        Self {
+            slack,
+            rise: 0.0,
+            fall: 0.0,
+            prev: None,
+        }
+    }
+
+    pub(crate) fn push(&mut self, t: f64, v: f64) {
+        if let Some((pt, pv)) = self.prev {
             // The steps are computed off the recurrences' dependency chains
             // and clamped finite, so a sum can reach +inf but never meet a
             // -inf: no NaN can arise.
             let dv = (v - pv).clamp(-f64::MAX, f64::MAX);
-            let allowance = (slack * positive(t - pt)).clamp(0.0, f64::MAX);
+            let allowance = (self.slack * positive(t - pt)).clamp(0.0, f64::MAX);
             let up = (dv - allowance).clamp(-f64::MAX, f64::MAX);
             let down = (-dv - allowance).clamp(-f64::MAX, f64::MAX);
-            rise = positive(rise + up);
-            fall = positive(fall + down);
+            self.rise = positive(self.rise + up);
+            self.fall = positive(self.fall + down);
         }
-        prev = Some((t, v));
+        self.prev = Some((t, v));
     }
-    // Saturation is applied once: a statistic that overflowed stays at the
-    // largest finite value.
-    Cusum {
-        rise: rise.clamp(0.0, f64::MAX),
-        fall: fall.clamp(0.0, f64::MAX),
+
+    /// Saturation is applied once: a statistic that overflowed stays at the
+    /// largest finite value.
+    pub(crate) fn finish(self) -> Cusum {
+        Cusum {
+            rise: self.rise.clamp(0.0, f64::MAX),
+            fall: self.fall.clamp(0.0, f64::MAX),
+        }
     }
 }
 
