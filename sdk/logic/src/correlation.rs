@@ -22,7 +22,7 @@ use crate::config::{ConfigReader, num};
 use crate::deviation::{Deviation, ZScoring};
 use crate::drift::value;
 use crate::stats::{noisy_or, pearson, positive, ramp};
-use crate::types::{ConfigPairs, CorrelationResult, DeviceWindow, Observation, Signal};
+use crate::types::{ConfigPairs, CorrelationResult, DeviceWindow, Observation, SeriesRef, Signal};
 
 /// A configured co-rise rule: both metrics of the primary rising together.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -438,7 +438,10 @@ fn aligned(a: &Deviation, b: &Deviation) -> (Vec<f64>, Vec<f64>) {
 fn divergence_signals(config: &CorrelationConfig, observation: &Observation, out: &mut Signals) {
     let times = &observation.timestamps_ms;
     let mut seen: Vec<&str> = Vec::with_capacity(observation.primary.len());
-    for primary in observation.primary.iter() {
+    // The shadow's metrics, split once; both devices usually list the same
+    // metrics in the same order, so the same position is tried first.
+    let shadows: Vec<SeriesRef<'_>> = observation.shadow.iter().collect();
+    for (k, primary) in observation.primary.iter().enumerate() {
         let metric = primary.name;
         // The first series of a name wins, as with `DeviceWindow::get`.
         if seen.contains(&metric) {
@@ -456,7 +459,14 @@ fn divergence_signals(config: &CorrelationConfig, observation: &Observation, out
         let Ok(p) = Deviation::level_of(primary, times, &config.scoring) else {
             continue;
         };
-        let Some(shadow) = observation.shadow.get(metric) else {
+        // The first series of a name, as with `DeviceWindow::get`.
+        let shadow = match shadows.get(k) {
+            Some(s) if s.name == metric && shadows[..k].iter().all(|e| e.name != metric) => {
+                Some(*s)
+            }
+            _ => shadows.iter().find(|s| s.name == metric).copied(),
+        };
+        let Some(shadow) = shadow else {
             continue;
         };
         let Ok(s) = Deviation::level_of(shadow, times, &config.scoring) else {
