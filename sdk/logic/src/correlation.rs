@@ -459,6 +459,12 @@ fn divergence_signals(config: &CorrelationConfig, observation: &Observation, out
         let Ok(p) = Deviation::level_of(primary, times, &config.scoring) else {
             continue;
         };
+        // The excess is at most |p| and `ramp` never decreases, so a
+        // primary too close to its baseline weighs nothing whatever the
+        // shadow does: the shadow's level is not needed.
+        if ramp(p.abs(), config.divergence_low, config.divergence_high) == 0.0 {
+            continue;
+        }
         // The first series of a name, as with `DeviceWindow::get`.
         let shadow = match shadows.get(k) {
             Some(s) if s.name == metric && shadows[..k].iter().all(|e| e.name != metric) => {
