@@ -1,0 +1,210 @@
+//! A handle on a network namespace: one dedicated thread that has entered it
+//! and runs every operation aimed at it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use nix::sched::{CloneFlags, setns};
+
+use crate::error::{Error, Facility, Result};
+use crate::socket::NlSocket;
+
+/// Which network namespace a [`NetNs`] operates in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NsTarget {
+    /// The namespace of the process that opens the handle.
+    Current,
+    /// A namespace created by `ip netns add NAME` (`/run/netns/NAME`).
+    Named(String),
+    /// Any namespace file: `/run/netns/NAME`, `/proc/PID/ns/net`, a bind mount.
+    Path(PathBuf),
+}
+
+impl NsTarget {
+    /// The namespace file to open, or `None` for the current namespace.
+    pub fn path(&self) -> Option<PathBuf> {
+        match self {
+            NsTarget::Current => None,
+            NsTarget::Named(name) => Some(Path::new("/run/netns").join(name)),
+            NsTarget::Path(path) => Some(path.clone()),
+        }
+    }
+}
+
+/// Per-namespace state living on the worker thread: its netlink sockets,
+/// opened on first use.
+#[derive(Default)]
+pub(crate) struct NsState {
+    conntrack: Option<NlSocket>,
+    route: Option<NlSocket>,
+}
+
+impl NsState {
+    pub(crate) fn conntrack(&mut self) -> Result<&mut NlSocket> {
+        if self.conntrack.is_none() {
+            self.conntrack = Some(NlSocket::open(
+                netlink_sys::protocols::NETLINK_NETFILTER,
+                Facility::Conntrack,
+            )?);
+        }
+        Ok(self.conntrack.as_mut().expect("just set"))
+    }
+
+    pub(crate) fn route(&mut self) -> Result<&mut NlSocket> {
+        if self.route.is_none() {
+            self.route = Some(NlSocket::open(
+                netlink_sys::protocols::NETLINK_ROUTE,
+                Facility::Route,
+            )?);
+        }
+        Ok(self.route.as_mut().expect("just set"))
+    }
+
+    /// Drops the sockets after an error that may have left unread answers.
+    pub(crate) fn reset(&mut self) {
+        *self = NsState::default();
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut NsState) + Send>;
+
+/// A handle on one network namespace.
+///
+/// Opening it spawns a thread that enters the namespace with `setns(2)`;
+/// netlink sockets are created on that thread (so they belong to the
+/// namespace) and all I/O runs there, one operation at a time. Dropping the
+/// handle stops the thread. The caller's threads never change namespace.
+pub struct NetNs {
+    target: NsTarget,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for NetNs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetNs")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl NetNs {
+    /// Opens a handle on `target`.
+    ///
+    /// # Errors
+    /// [`Error::Namespace`] if the namespace file cannot be opened or entered.
+    pub fn open(target: NsTarget) -> Result<NetNs> {
+        let path = target.path();
+        let file = match &path {
+            Some(p) => Some(File::open(p).map_err(|source| Error::Namespace {
+                path: p.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<std::result::Result<(), nix::Error>>(1);
+        let name = format!(
+            "netns-{}",
+            path.as_deref()
+                .and_then(Path::file_name)
+                .map_or("current".into(), |n| n.to_string_lossy().into_owned())
+        );
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                if let Some(file) = file {
+                    let entered = setns(&file, CloneFlags::CLONE_NEWNET);
+                    let failed = entered.is_err();
+                    let _ = ready_tx.send(entered);
+                    if failed {
+                        return;
+                    }
+                } else {
+                    let _ = ready_tx.send(Ok(()));
+                }
+                let mut state = NsState::default();
+                while let Ok(job) = jobs_rx.recv() {
+                    job(&mut state);
+                }
+            })
+            .map_err(|source| Error::Namespace {
+                path: path.clone().unwrap_or_default(),
+                source,
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(NetNs {
+                target,
+                jobs: Some(jobs_tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(errno)) => Err(Error::Namespace {
+                path: path.unwrap_or_default(),
+                source: errno.into(),
+            }),
+            Err(_) => Err(Error::WorkerGone),
+        }
+    }
+
+    /// Opens a handle on the namespace `ip netns` calls `name`.
+    ///
+    /// # Errors
+    /// As [`NetNs::open`].
+    pub fn named(name: &str) -> Result<NetNs> {
+        NetNs::open(NsTarget::Named(name.to_owned()))
+    }
+
+    /// The namespace this handle operates in.
+    pub fn target(&self) -> &NsTarget {
+        &self.target
+    }
+
+    /// Runs `f` on the namespace's thread, so sockets it creates and
+    /// processes it spawns live in the namespace, and returns its result.
+    ///
+    /// # Errors
+    /// [`Error::WorkerGone`] if the thread has died (a previous job panicked).
+    pub fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        self.with_state(move |_| Ok(f()))
+    }
+
+    /// Runs `f` with the namespace's socket state on its thread. On an error
+    /// the sockets are reset, since a failed exchange may have left answers
+    /// unread.
+    pub(crate) fn with_state<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut NsState) -> Result<R> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |state| {
+            let out = f(state);
+            if matches!(out, Err(Error::Socket { .. } | Error::Malformed(_))) {
+                state.reset();
+            }
+            let _ = tx.send(out);
+        });
+        self.jobs
+            .as_ref()
+            .ok_or(Error::WorkerGone)?
+            .send(job)
+            .map_err(|_| Error::WorkerGone)?;
+        rx.recv().map_err(|_| Error::WorkerGone)?
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Closing the job channel ends the worker's loop.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
