@@ -13,12 +13,13 @@ const PROTO_FILES: &[&str] = &[
     "p4/config/v1/p4info.proto",
     "p4/v1/p4data.proto",
     "p4/v1/p4runtime.proto",
+    "umbra/device/v1/device.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    for dir in ["google", "p4"] {
+    for dir in ["google", "p4", "umbra"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     for file in PROTO_FILES {
@@ -35,8 +36,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         .file_descriptor_set();
 
     // The embedded set is only used for reflection (text format), which does
-    // not need comments: strip them to keep the binary small.
+    // not need comments: strip them to keep the binary small. It is the
+    // P4Runtime schema only (tests/descriptors.rs compares it with the
+    // official one, file for file), so Umbra's own packages are left out.
     let mut embedded = fds.clone();
+    embedded
+        .file
+        .retain(|file| !file.name().starts_with("umbra/"));
     for file in &mut embedded.file {
         file.source_code_info = None;
     }

@@ -1,5 +1,6 @@
 //! Umbra's gRPC protocols: P4Runtime v1 (written from the specification,
-//! wire-compatible with P4Runtime 1.6.0) and, later, Umbra's own services.
+//! wire-compatible with P4Runtime 1.6.0) and Umbra's own services
+//! (`umbra.device.v1`, the device agent).
 //!
 //! The `.proto` sources live next to this crate (`p4/`, `google/`) and are
 //! compiled by `build.rs` with protox; the Rust code is generated into
@@ -8,8 +9,8 @@
 //! [`p4::v1`]), with the tonic client and server of every service inside it
 //! (`p4::v1::p4_runtime_client`, `p4::v1::p4_runtime_server`).
 //!
-//! Umbra's own services (management API, replication) will get their own
-//! packages under `umbra.*` here, compiled by the same `build.rs`.
+//! Umbra's own services get their own packages under `umbra.*` here (today
+//! [`umbra::device::v1`]), compiled by the same `build.rs`.
 
 #![forbid(unsafe_code)]
 
@@ -42,8 +43,22 @@ pub mod google {
     }
 }
 
-/// Encoded `google.protobuf.FileDescriptorSet` of every file of this crate
-/// and its imports (`google/protobuf/any.proto`), without source info.
+/// Umbra's own packages.
+pub mod umbra {
+    /// The device agent (`umbra.device`).
+    pub mod device {
+        /// Device agent v1 (`umbra.device.v1`): snapshot, change stream,
+        /// apply, metrics, health and digests of a device's state.
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/umbra.device.v1.rs"));
+        }
+    }
+}
+
+/// Encoded `google.protobuf.FileDescriptorSet` of the P4Runtime files of
+/// this crate and their imports (`google/protobuf/any.proto`), without
+/// source info; Umbra's own `umbra.*` packages are not in it.
 ///
 /// Used for reflection, e.g. to parse text-format P4Info with prost-reflect.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -1,0 +1,602 @@
+//! The agent's state: every entry with its version (tombstones included, up
+//! to a bound), the change log, and the hybrid logical clock, over a
+//! [`Backend`]. Apply resolves conflicts per key (the greatest version
+//! wins), writes into the device, and records what changed; the device's
+//! own changes are stamped with this node's clock and recorded too.
+//!
+//! Locking: one synchronous mutex over the whole state; no `.await`
+//! happens under it. The backend is called under it (lock order: agent
+//! state, then the backend's locks), which is what makes a snapshot
+//! consistent with a revision and keeps the log in the device's order.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use prost::Message as _;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, Delivery};
+use crate::changelog::ChangeLog;
+use crate::error::{AgentError, Result};
+use crate::hlc::{Hlc, HybridClock};
+use crate::model::{Entry, Key, LocalChange, Rejected, Value, Version};
+use crate::wire::entry_to_wire;
+
+/// Tunables of the agent's state.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// This node's id: the origin of its local changes and the tie-breaker
+    /// of its clock. 0 picks a random one.
+    pub node_id: u64,
+    /// Changes the log keeps for resuming watchers.
+    pub change_log: usize,
+    /// Entries one Apply may carry.
+    pub max_apply_batch: usize,
+    /// Tombstones kept to refuse stale writes of deleted keys; the oldest
+    /// are forgotten first.
+    pub tombstones: usize,
+    /// How far ahead of this node's clock an applied version may be;
+    /// further ahead is refused (it would drag every later local version
+    /// into the future).
+    pub max_clock_skew: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 0,
+            change_log: 1 << 18,
+            max_apply_batch: 10_000,
+            tombstones: 1 << 18,
+            max_clock_skew: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What happened to one applied entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Now in the device's state.
+    Applied,
+    /// The agent held exactly this version already.
+    Unchanged,
+    /// The agent holds a newer version of the key.
+    Superseded,
+    /// Invalid or refused by the device; nothing changed for the key.
+    Rejected(String),
+}
+
+/// The result of an Apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// One per entry, in order.
+    pub outcomes: Vec<Outcome>,
+    /// The log's head after the Apply.
+    pub revision: u64,
+}
+
+/// Live entries consistent at one revision.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The state is exactly the changes `1..=revision`.
+    pub revision: u64,
+    /// The change log's epoch.
+    pub epoch: u64,
+    /// Live entries in key order.
+    pub entries: Vec<Entry>,
+}
+
+/// The digest of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDigest {
+    /// Partition number.
+    pub partition: u32,
+    /// SHA-256 over the partition's live entries in key order.
+    pub digest: [u8; 32],
+    /// Live entries in the partition.
+    pub count: u64,
+}
+
+/// Digests consistent at one revision.
+#[derive(Debug, Clone)]
+pub struct DigestReport {
+    /// The revision the digests are consistent at.
+    pub revision: u64,
+    /// The change log's epoch.
+    pub epoch: u64,
+    /// One per asked partition.
+    pub partitions: Vec<PartitionDigest>,
+}
+
+/// The agent's health.
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    /// This node's id.
+    pub node_id: u64,
+    /// Backend kind.
+    pub backend: &'static str,
+    /// The change log's epoch.
+    pub epoch: u64,
+    /// The log's last revision.
+    pub head_revision: u64,
+    /// The log's oldest revision.
+    pub oldest_revision: u64,
+    /// Live entries.
+    pub entries: u64,
+    /// Time since the agent started.
+    pub uptime: Duration,
+    /// What is wrong; empty when healthy.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    version: Version,
+    value: Option<Value>,
+}
+
+#[derive(Debug)]
+struct State {
+    clock: HybridClock,
+    log: ChangeLog,
+    entries: BTreeMap<Key, Slot>,
+    /// Tombstones in the order they were written, for forgetting the
+    /// oldest.
+    tombstones: VecDeque<(Key, Version)>,
+    live: usize,
+}
+
+/// The device agent's state over its backend. Shared as `Arc<Agent>`.
+pub struct Agent {
+    config: AgentConfig,
+    node_id: u64,
+    epoch: u64,
+    backend: Arc<dyn Backend>,
+    // Synchronous: no `.await` happens under this lock.
+    state: Mutex<State>,
+    head: watch::Sender<u64>,
+    started: std::time::Instant,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("node_id", &self.node_id)
+            .field("epoch", &self.epoch)
+            .field("backend", &self.backend.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+fn nonzero_random() -> u64 {
+    loop {
+        let n: u64 = rand::random();
+        if n != 0 {
+            return n;
+        }
+    }
+}
+
+impl Agent {
+    /// An agent over `backend` on the system clock, seeded with the
+    /// backend's current state (revisions `1..=n`, in key order).
+    ///
+    /// # Errors
+    /// [`AgentError::Backend`] when the backend's state cannot be read.
+    pub fn new(config: AgentConfig, backend: Arc<dyn Backend>) -> Result<Arc<Self>> {
+        let node_id = if config.node_id == 0 {
+            nonzero_random()
+        } else {
+            config.node_id
+        };
+        Self::with_clock(config, backend, HybridClock::new(node_id))
+    }
+
+    /// As [`Agent::new`] with a given clock, whose node id is the agent's.
+    ///
+    /// # Errors
+    /// [`AgentError::Backend`] when the backend's state cannot be read.
+    pub fn with_clock(
+        config: AgentConfig,
+        backend: Arc<dyn Backend>,
+        clock: HybridClock,
+    ) -> Result<Arc<Self>> {
+        let epoch = nonzero_random();
+        let node_id = clock.node_id();
+        let agent = Arc::new(Self {
+            node_id,
+            epoch,
+            state: Mutex::new(State {
+                clock,
+                log: ChangeLog::new(epoch, config.change_log),
+                entries: BTreeMap::new(),
+                tombstones: VecDeque::new(),
+                live: 0,
+            }),
+            head: watch::channel(0).0,
+            started: std::time::Instant::now(),
+            backend,
+            config,
+        });
+        agent.resync()?;
+        Ok(agent)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update leaves the state consistent before the next
+        // statement that could panic; keep serving after a panic.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// The change log's epoch (new at every start).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The log's head revision, updated after every recorded batch.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    /// The log's last revision.
+    pub fn head_revision(&self) -> u64 {
+        self.lock().log.head()
+    }
+
+    /// The last timestamp of this node's clock.
+    pub fn clock(&self) -> Hlc {
+        self.lock().clock.last()
+    }
+
+    /// A timestamp from this node's clock, for tests and tools that build
+    /// entries the agent will accept.
+    pub fn now(&self) -> Hlc {
+        self.lock().clock.now()
+    }
+
+    /// Applies entries, each on its own (see [`Agent::apply_checked`]).
+    ///
+    /// # Errors
+    /// [`AgentError::BatchTooLarge`]: nothing applied.
+    pub fn apply(&self, entries: Vec<Entry>) -> Result<ApplyReport> {
+        self.apply_checked(entries.into_iter().map(Ok).collect())
+    }
+
+    /// Applies entries that may have failed decoding (those are rejected
+    /// with their reason): an entry newer than what the agent holds for its
+    /// key is written into the device and recorded; the same version is
+    /// `Unchanged`, an older one `Superseded`.
+    ///
+    /// # Errors
+    /// [`AgentError::BatchTooLarge`]: nothing applied.
+    pub fn apply_checked(&self, entries: Vec<Result<Entry, Rejected>>) -> Result<ApplyReport> {
+        if entries.len() > self.config.max_apply_batch {
+            return Err(AgentError::BatchTooLarge {
+                entries: entries.len(),
+                limit: self.config.max_apply_batch,
+            });
+        }
+        let skew_ms = u64::try_from(self.config.max_clock_skew.as_millis()).unwrap_or(u64::MAX);
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut state = self.lock();
+        let horizon = state.clock.physical_ms().max(state.clock.last().wall_ms);
+        let before = state.log.head();
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(rejected) => {
+                    outcomes.push(Outcome::Rejected(rejected.0));
+                    continue;
+                }
+            };
+            if entry.version.clock.wall_ms > horizon.saturating_add(skew_ms) {
+                outcomes.push(Outcome::Rejected(format!(
+                    "version clock {} ms is {} ms ahead of this agent's clock (limit {} ms)",
+                    entry.version.clock.wall_ms,
+                    entry.version.clock.wall_ms - horizon,
+                    skew_ms
+                )));
+                continue;
+            }
+            match state.entries.get(&entry.key).map(|slot| slot.version) {
+                Some(current) if current == entry.version => outcomes.push(Outcome::Unchanged),
+                Some(current) if current > entry.version => outcomes.push(Outcome::Superseded),
+                _ => match self.backend.apply(&entry.key, entry.value.as_ref()) {
+                    Err(rejected) => outcomes.push(Outcome::Rejected(rejected.0)),
+                    Ok(()) => {
+                        state.clock.observe(entry.version.clock);
+                        self.write(&mut state, entry);
+                        outcomes.push(Outcome::Applied);
+                    }
+                },
+            }
+        }
+        let revision = state.log.head();
+        drop(state);
+        if revision != before {
+            self.head.send_replace(revision);
+        }
+        Ok(ApplyReport { outcomes, revision })
+    }
+
+    /// Records an entry (under the lock): slot, tombstone bookkeeping, log.
+    fn write(&self, state: &mut State, entry: Entry) {
+        let tombstone = entry.version.tombstone;
+        let slot = Slot {
+            version: entry.version,
+            value: entry.value.clone(),
+        };
+        let was_live = state
+            .entries
+            .insert(entry.key.clone(), slot)
+            .is_some_and(|old| !old.version.tombstone);
+        match (was_live, tombstone) {
+            (false, false) => state.live += 1,
+            (true, true) => state.live -= 1,
+            _ => {}
+        }
+        if tombstone {
+            state
+                .tombstones
+                .push_back((entry.key.clone(), entry.version));
+            while state.tombstones.len() > self.config.tombstones {
+                let Some((key, version)) = state.tombstones.pop_front() else {
+                    break;
+                };
+                // Forget it unless the key was written again since.
+                if state
+                    .entries
+                    .get(&key)
+                    .is_some_and(|s| s.version == version)
+                {
+                    state.entries.remove(&key);
+                }
+            }
+        }
+        state.log.append(entry);
+    }
+
+    /// Records the device's own changes, stamped with this node's clock.
+    /// A change to what the agent already holds (the echo of an Apply) is
+    /// dropped.
+    pub fn record_local(&self, changes: Vec<LocalChange>) {
+        let mut state = self.lock();
+        let before = state.log.head();
+        self.record_locked(&mut state, changes);
+        let revision = state.log.head();
+        drop(state);
+        if revision != before {
+            self.head.send_replace(revision);
+        }
+    }
+
+    fn record_locked(&self, state: &mut State, changes: Vec<LocalChange>) {
+        for change in changes {
+            let current = state
+                .entries
+                .get(&change.key)
+                .and_then(|slot| slot.value.as_ref());
+            if current == change.value.as_ref() {
+                continue;
+            }
+            let version = Version {
+                clock: state.clock.now(),
+                origin: self.node_id,
+                tombstone: change.value.is_none(),
+            };
+            let entry = Entry {
+                key: change.key,
+                version,
+                value: change.value,
+            };
+            self.write(state, entry);
+        }
+    }
+
+    /// Compares the device's state with what the agent holds and records
+    /// every difference as a local change (after lost change reports, and
+    /// at start).
+    ///
+    /// # Errors
+    /// [`AgentError::Backend`] when the backend's state cannot be read.
+    pub fn resync(&self) -> Result<()> {
+        let mut state = self.lock();
+        let before = state.log.head();
+        // Reports queued before the snapshot are contained in it.
+        self.backend.changes().clear();
+        let mut device = self.backend.snapshot()?;
+        device.sort_by(|a, b| a.0.cmp(&b.0));
+        let present: HashMap<&Key, ()> = device.iter().map(|(k, _)| (k, ())).collect();
+        let mut changes: Vec<LocalChange> = state
+            .entries
+            .iter()
+            .filter(|(key, slot)| slot.value.is_some() && !present.contains_key(key))
+            .map(|(key, _)| LocalChange {
+                key: key.clone(),
+                value: None,
+            })
+            .collect();
+        drop(present);
+        changes.extend(device.into_iter().map(|(key, value)| LocalChange {
+            key,
+            value: Some(value),
+        }));
+        self.record_locked(&mut state, changes);
+        let revision = state.log.head();
+        drop(state);
+        if revision != before {
+            self.head.send_replace(revision);
+        }
+        Ok(())
+    }
+
+    /// Records the backend's change reports until `shutdown`; resyncs when
+    /// reports were lost.
+    pub async fn follow_backend(self: Arc<Self>, shutdown: CancellationToken) {
+        let queue = self.backend.changes();
+        loop {
+            let delivery = tokio::select! {
+                () = shutdown.cancelled() => return,
+                delivery = queue.take(4096) => delivery,
+            };
+            match delivery {
+                Delivery::Changes(changes) => self.record_local(changes),
+                Delivery::Lost => {
+                    tracing::warn!("device change reports were lost; resynchronising");
+                    if let Err(error) = self.resync() {
+                        tracing::error!(%error, "resynchronisation failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every live entry, consistent at the returned revision.
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.lock();
+        let entries = state
+            .entries
+            .iter()
+            .filter(|(_, slot)| !slot.version.tombstone)
+            .map(|(key, slot)| Entry {
+                key: key.clone(),
+                version: slot.version,
+                value: slot.value.clone(),
+            })
+            .collect();
+        Snapshot {
+            revision: state.log.head(),
+            epoch: self.epoch,
+            entries,
+        }
+    }
+
+    /// Checks that a watcher holding everything up to `after` in `epoch`
+    /// (0: any) can resume.
+    ///
+    /// # Errors
+    /// [`AgentError::RevisionTooOld`] or [`AgentError::UnknownRevision`].
+    pub fn check_resume(&self, after: u64, epoch: u64) -> Result<()> {
+        self.lock().log.check_resume(after, epoch)
+    }
+
+    /// Up to `max` changes after revision `after`, converted by `f` under
+    /// the lock.
+    ///
+    /// # Errors
+    /// [`AgentError::RevisionTooOld`] when the log dropped them, or
+    /// [`AgentError::UnknownRevision`] beyond the head.
+    pub fn changes_after<T>(
+        &self,
+        after: u64,
+        max: usize,
+        f: impl FnMut(&Entry) -> T,
+    ) -> Result<Vec<T>> {
+        self.lock().log.read_after(after, max, f)
+    }
+
+    /// SHA-256 digest and count of the live entries of each of `partitions`
+    /// (all when empty) among `count` partitions.
+    ///
+    /// # Errors
+    /// [`AgentError::InvalidRequest`] for a count of 0 or above 65536, or a
+    /// partition not below it.
+    pub fn digest(&self, count: u32, partitions: &[u32]) -> Result<DigestReport> {
+        if !(1..=65_536).contains(&count) {
+            return Err(AgentError::InvalidRequest(format!(
+                "partition_count {count} is not in 1..=65536"
+            )));
+        }
+        let bad: Vec<String> = partitions
+            .iter()
+            .filter(|&&p| p >= count)
+            .map(u32::to_string)
+            .collect();
+        if !bad.is_empty() {
+            return Err(AgentError::InvalidRequest(format!(
+                "partitions {} are not below partition_count {count}",
+                bad.join(", ")
+            )));
+        }
+        let wanted: Vec<u32> = if partitions.is_empty() {
+            (0..count).collect()
+        } else {
+            partitions.to_vec()
+        };
+        let mut hashers: HashMap<u32, (Sha256, u64)> =
+            wanted.iter().map(|&p| (p, (Sha256::new(), 0))).collect();
+        let state = self.lock();
+        let mut buf = Vec::with_capacity(256);
+        for (key, slot) in &state.entries {
+            if slot.version.tombstone {
+                continue;
+            }
+            let Some((hasher, n)) = hashers.get_mut(&key.partition(count)) else {
+                continue;
+            };
+            let entry = Entry {
+                key: key.clone(),
+                version: slot.version,
+                value: slot.value.clone(),
+            };
+            buf.clear();
+            entry_to_wire(&entry)
+                .encode_length_delimited(&mut buf)
+                .unwrap_or_else(|e| unreachable!("a Vec grows as needed: {e}"));
+            hasher.update(&buf);
+            *n += 1;
+        }
+        let revision = state.log.head();
+        drop(state);
+        let partitions = wanted
+            .iter()
+            .map(|p| {
+                let (hasher, count) = hashers.get(p).cloned().unwrap_or_default();
+                PartitionDigest {
+                    partition: *p,
+                    digest: hasher.finalize().into(),
+                    count,
+                }
+            })
+            .collect();
+        Ok(DigestReport {
+            revision,
+            epoch: self.epoch,
+            partitions,
+        })
+    }
+
+    /// The agent's health and the log's bounds.
+    pub fn health(&self) -> HealthReport {
+        let problems = self.backend.problems();
+        let state = self.lock();
+        HealthReport {
+            node_id: self.node_id,
+            backend: self.backend.kind(),
+            epoch: self.epoch,
+            head_revision: state.log.head(),
+            oldest_revision: state.log.oldest(),
+            entries: state.live as u64,
+            uptime: self.started.elapsed(),
+            problems,
+        }
+    }
+}
