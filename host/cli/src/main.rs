@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run Umbra's software P4 switch: umbra.p4 on real interfaces, served over P4Runtime.
     Switch(umbra_switch::SwitchOptions),
+    /// Run a device agent serving umbra.device.v1 (state snapshot, change stream, apply, metrics).
+    Agent(umbra_agent::AgentOptions),
     /// Run the switch lab (needs root): namespaces, `umbra switch`, the host client; steer, sample, fail over with one write.
     Demo(DemoArgs),
     /// Write, build and test policies: `umbra policy new|build|test`.
@@ -100,6 +102,17 @@ fn main() -> ExitCode {
                 }
                 Err(error) => {
                     eprintln!("umbra switch: {}", chain(&error));
+                    ExitCode::FAILURE
+                }
+            },
+            Command::Agent(options) => match umbra_agent::run(options, shutdown).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error @ umbra_agent::AgentError::InvalidOptions(_)) => {
+                    eprintln!("umbra agent: {error}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+                Err(error) => {
+                    eprintln!("umbra agent: {}", chain(&error));
                     ExitCode::FAILURE
                 }
             },
