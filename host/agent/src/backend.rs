@@ -2,13 +2,14 @@
 //! local changes travel in, and what it reports as metrics and health.
 //!
 //! A backend is the device's own state (the kernel for the Linux backend,
-//! memory for [`sim`]); the agent keeps versions and the change log on top.
+//! memory for [`sim`], a network namespace for [`linux`]); the agent keeps versions and the change log on top.
 //! Every change of the device, local or applied, is reported on the
 //! [`ChangeQueue`] in the order the device made it; the agent drops reports
 //! that match what it already holds, so applied entries do not come back as
 //! local changes, and a report that raced an Apply still converges on what
 //! the device holds.
 
+pub mod linux;
 pub mod sim;
 
 use std::collections::VecDeque;
@@ -170,6 +171,20 @@ impl ChangeQueue {
         }
     }
 
+    /// Reports that the device lost changes on its side (like netlink's
+    /// `ENOBUFS` on its event socket): what is queued is discarded and the
+    /// consumer resyncs from a snapshot.
+    pub fn mark_lost(&self) {
+        let mut state = self.lock();
+        let wake = state.changes.is_empty() && !state.lost;
+        state.changes.clear();
+        state.lost = true;
+        drop(state);
+        if wake {
+            self.ready.notify_one();
+        }
+    }
+
     /// Takes up to `max` changes, or [`Delivery::Lost`], without waiting;
     /// `None` when nothing is queued.
     pub fn try_take(&self, max: usize) -> Option<Delivery> {
@@ -239,5 +254,13 @@ mod tests {
         assert!(queue.try_take(10).is_none(), "lost is reported once");
         queue.push(change(9));
         assert_eq!(queue.take(10).await, Delivery::Changes(vec![change(9)]));
+        queue.push(change(10));
+        queue.mark_lost();
+        queue.push(change(11));
+        assert_eq!(queue.take(10).await, Delivery::Lost);
+        assert!(
+            queue.try_take(10).is_none(),
+            "queued changes went with the loss"
+        );
     }
 }

@@ -18,14 +18,15 @@ pub enum AgentError {
     /// is listed.
     #[error("invalid agent options:\n  - {}", .0.join("\n  - "))]
     InvalidOptions(Vec<String>),
-    /// `--netns` asks for the Linux backend, which this binary does not
-    /// contain yet. The operator is at fault (use `--sim`).
-    #[error(
-        "the Linux backend (--netns {netns}) is not built into this binary yet; use --sim for the simulated device"
-    )]
+    /// `--netns` names a network namespace the Linux backend cannot enter
+    /// (no `/run/netns/NAME`, or not root). The operator or the environment
+    /// is at fault.
+    #[error("cannot serve the Linux device in network namespace {netns}: {reason}")]
     LinuxBackendUnavailable {
         /// The namespace asked for.
         netns: String,
+        /// Why it cannot be used.
+        reason: String,
     },
     /// A file named on the command line cannot be read. The operator or the
     /// environment is at fault.

@@ -3,9 +3,9 @@
 //!
 //! The [`agent::Agent`] keeps every entry with its version (a hybrid
 //! logical clock stamp, [`hlc`], plus origin and tombstone) and the bounded
-//! [`changelog`] over a [`backend::Backend`] — today the simulated device
-//! ([`backend::sim`]); the Linux backend (rtnetlink, nftables, ctnetlink)
-//! plugs in behind the same trait. [`service`] is the gRPC service and
+//! [`changelog`] over a [`backend::Backend`]: the simulated device
+//! ([`backend::sim`]) or a Linux network namespace ([`backend::linux`]:
+//! ctnetlink, rtnetlink, nftables). [`service`] is the gRPC service and
 //! [`auth`] who may call it: a bearer token and/or mutual TLS.
 //!
 //! [`run`] is `umbra agent`; [`serve`] serves an agent on a bound listener
@@ -38,6 +38,7 @@ use umbra_proto::umbra::device::v1::device_server::DeviceServer;
 pub use agent::{Agent, AgentConfig, ApplyReport, Outcome};
 pub use auth::{BearerToken, Security, ServerTls};
 pub use backend::Backend;
+pub use backend::linux::{LinuxBackend, LinuxConfig};
 pub use backend::sim::{SimBackend, SimConfig};
 pub use error::{AgentError, Result};
 pub use service::DeviceService;
@@ -54,10 +55,16 @@ pub struct AgentOptions {
     /// Serve the simulated device (no privileges needed).
     #[arg(long)]
     pub sim: bool,
-    /// Serve the Linux device in this network namespace (not built into
-    /// this binary yet).
+    /// Serve the Linux device in this network namespace (`ip netns` name).
     #[arg(long)]
     pub netns: Option<String>,
+    /// Linux device: a routing table whose routes are replicated (repeat
+    /// for several; 254 is `main`).
+    #[arg(long = "route-table", default_value = "254")]
+    pub route_tables: Vec<u32>,
+    /// Linux device: cgroup v2 whose CPU and memory are the device's.
+    #[arg(long)]
+    pub cgroup: Option<PathBuf>,
     /// This node's id (origin of its changes); 0 picks a random one.
     #[arg(long, default_value_t = 0)]
     pub node_id: u64,
@@ -108,6 +115,8 @@ impl Default for AgentOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 9700)),
             sim: false,
             netns: None,
+            route_tables: LinuxConfig::new("").route_tables,
+            cgroup: None,
             node_id: 0,
             token_file: None,
             tls_cert: None,
@@ -158,6 +167,9 @@ impl AgentOptions {
                 problems.push(format!("{name} must be at least 1"));
             }
         }
+        if self.netns.is_some() && self.route_tables.is_empty() {
+            problems.push("--route-table must name at least one table".into());
+        }
         if !(self.sim_session_rate.is_finite() && self.sim_session_rate >= 0.0) {
             problems.push("--sim-session-rate must be a non-negative number".into());
         }
@@ -187,6 +199,16 @@ impl AgentOptions {
             seed: self.sim_seed,
             ..SimConfig::default()
         }
+    }
+
+    /// The Linux device's configuration, for `--netns`.
+    pub fn linux_config(&self) -> Option<LinuxConfig> {
+        let netns = self.netns.as_ref()?;
+        Some(LinuxConfig {
+            route_tables: self.route_tables.clone(),
+            cgroup: self.cgroup.clone(),
+            ..LinuxConfig::new(netns.clone())
+        })
     }
 
     /// Reads the token and TLS files.
@@ -233,36 +255,51 @@ impl AgentOptions {
 /// chosen device until `shutdown` is cancelled.
 ///
 /// # Errors
-/// Invalid options (every problem listed), `--netns` (the Linux backend is
-/// not built in yet), unreadable files, bad TLS material, an address that
+/// Invalid options (every problem listed), a `--netns` namespace that
+/// cannot be entered, unreadable files, bad TLS material, an address that
 /// cannot be bound, or the server failing.
 pub async fn run(options: AgentOptions, shutdown: CancellationToken) -> Result<()> {
     let problems = options.validate();
     if !problems.is_empty() {
         return Err(AgentError::InvalidOptions(problems));
     }
-    if let Some(netns) = &options.netns {
-        return Err(AgentError::LinuxBackendUnavailable {
-            netns: netns.clone(),
-        });
-    }
     let security = options.security()?;
     let problems = security.validate();
     if !problems.is_empty() {
         return Err(AgentError::InvalidOptions(problems));
     }
-    let sim = Arc::new(SimBackend::new(options.sim_config()));
-    let agent = Agent::new(options.agent_config(), Arc::clone(&sim) as Arc<dyn Backend>)?;
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| AgentError::Bind {
-            addr: options.listen,
-            source,
-        })?;
     let tasks = TaskTracker::new();
     let device = shutdown.child_token();
-    tasks.spawn(sim.drive(device.clone()));
-    let result = serve(listener, agent, security, shutdown).await;
+    let backend: Arc<dyn Backend> = match options.linux_config() {
+        Some(config) => {
+            let netns = config.netns.clone();
+            // Opening reads the whole state over blocking netlink calls.
+            let opened = tokio::task::spawn_blocking(move || LinuxBackend::open(config))
+                .await
+                .map_err(|e| AgentError::LinuxBackendUnavailable {
+                    netns,
+                    reason: e.to_string(),
+                })?;
+            Arc::new(opened?)
+        }
+        None => {
+            let sim = Arc::new(SimBackend::new(options.sim_config()));
+            tasks.spawn(Arc::clone(&sim).drive(device.clone()));
+            sim
+        }
+    };
+    let result = async {
+        let agent = Agent::new(options.agent_config(), backend)?;
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| AgentError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        serve(listener, agent, security, shutdown).await
+    }
+    .await;
     device.cancel();
     tasks.close();
     tasks.wait().await;
@@ -351,14 +388,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn netns_says_the_linux_backend_is_not_built_in() {
+    async fn netns_that_cannot_be_entered_is_reported_by_name() {
         let options = AgentOptions {
-            netns: Some("primary".into()),
+            netns: Some("umbra-no-such-namespace".into()),
             allow_unauthenticated: true,
             ..AgentOptions::default()
         };
         let err = run(options, CancellationToken::new()).await.unwrap_err();
         assert!(matches!(err, AgentError::LinuxBackendUnavailable { .. }));
-        assert!(err.to_string().contains("not built into this binary yet"));
+        assert!(err.to_string().contains("umbra-no-such-namespace"), "{err}");
     }
 }
