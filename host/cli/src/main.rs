@@ -30,7 +30,7 @@ enum Command {
     /// Write, build and test policies: `umbra policy new|build|test`.
     #[command(subcommand)]
     Policy(umbra_policy_cli::PolicyCommand),
-    /// Generate scenarios, train the failure predictor, learn correlation rules: `umbra model generate|train|rules`.
+    /// Generate scenarios, train and evaluate the failure predictor, learn correlation rules: `umbra model generate|train|eval|rules`.
     #[command(subcommand)]
     Model(ModelCommand),
     /// Score detectors on benchmark data: `umbra eval nab`.
@@ -47,6 +47,8 @@ enum ModelCommand {
     Train(umbra_trainer::TrainArgs),
     /// Learn co-rise rules for the correlation policy: metric pairs that rise together before failures, never otherwise.
     Rules(umbra_correlate::RulesArgs),
+    /// Evaluate the predictor, the drift detector and the failover rule on held-out scenarios (event-wise).
+    Eval(umbra_trainer::EvalArgs),
 }
 
 /// `umbra eval ...`.
@@ -137,11 +139,16 @@ fn main() -> ExitCode {
     })
 }
 
-/// `umbra model generate|train|rules`.
+/// `umbra model generate|train|eval|rules`.
 fn model(command: ModelCommand) -> anyhow::Result<()> {
     match command {
         ModelCommand::Generate(args) => umbra_scenario::generate_cmd(&args),
         ModelCommand::Rules(args) => umbra_correlate::rules_cmd(&args).map(|_| ()),
+        ModelCommand::Eval(args) => {
+            let report = umbra_trainer::eval_cmd(&args)?;
+            println!("{report}");
+            Ok(())
+        }
         ModelCommand::Train(args) => {
             let report = umbra_trainer::train_cmd(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -31,9 +31,17 @@ pub struct TrainArgs {
     /// Predict failure within this many milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub horizon_ms: u64,
-    /// Ticks between the ends of consecutive training windows.
+    /// Ticks between the ends of consecutive negative training windows.
     #[arg(long, default_value_t = 2)]
     pub stride: usize,
+    /// Ticks between the ends of consecutive positive training windows
+    /// (default: `--stride`).
+    #[arg(long)]
+    pub positive_stride: Option<usize>,
+    /// Leave out windows of a fault further than the horizon from the failure
+    /// (needs traces that record when the fault started).
+    #[arg(long)]
+    pub skip_early_fault: bool,
     /// Windows per gradient step.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
@@ -70,6 +78,8 @@ pub fn train_cmd(args: &TrainArgs) -> anyhow::Result<TrainReport> {
         tick_ms: recordings.first().map_or(500, |r| r.tick_ms),
         horizon_ms: args.horizon_ms,
         stride: args.stride,
+        positive_stride: args.positive_stride.unwrap_or(args.stride),
+        skip_early_fault: args.skip_early_fault,
         hidden: args.hidden,
         epochs: args.epochs,
         batch_size: args.batch_size,

@@ -24,6 +24,11 @@ pub struct Recording {
     /// When the primary hard-failed, in milliseconds from the first tick;
     /// `None` for a fault-free trace.
     pub failure_onset_ms: Option<u64>,
+    /// When the fault that leads to the failure started, in milliseconds from
+    /// the first tick, if known. Windows ending between it and the horizon
+    /// before the onset are neither healthy nor about to fail within the
+    /// horizon; [`windows`] can leave them out.
+    pub fault_start_ms: Option<u64>,
     series: HashMap<Device, HashMap<String, Vec<Option<f64>>>>,
 }
 
@@ -35,6 +40,7 @@ impl Recording {
             name: name.into(),
             tick_ms,
             failure_onset_ms,
+            fault_start_ms: None,
             series: HashMap::new(),
         }
     }
@@ -85,6 +91,9 @@ pub fn recording_from_trace(trace: &umbra_scenario::Trace) -> Recording {
         .failure_onset_ms
         .map(|t| u64::try_from(t - trace.start_ms()).unwrap_or(0));
     let mut r = Recording::new(trace.name(), tick_ms, onset);
+    r.fault_start_ms = meta
+        .fault_start_ms
+        .map(|t| u64::try_from(t - trace.start_ms()).unwrap_or(0));
     for (device, ours) in [
         (umbra_scenario::Device::Primary, Device::Primary),
         (umbra_scenario::Device::Shadow, Device::Shadow),
@@ -245,6 +254,32 @@ impl Windows {
     }
 }
 
+/// How windows are cut from a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Ticks between the ends of consecutive negative windows.
+    pub stride: usize,
+    /// Ticks between the ends of consecutive positive windows (they are rare,
+    /// so usually denser than negatives).
+    pub positive_stride: usize,
+    /// Leave out windows that end after the fault started but more than the
+    /// horizon before the failure: the device is already degrading, so they
+    /// are not healthy, yet failure is not within the horizon either.
+    pub skip_early_fault: bool,
+}
+
+impl Cut {
+    /// Every window at one stride, labelled by the horizon alone.
+    #[must_use]
+    pub fn every(stride: usize) -> Self {
+        Self {
+            stride,
+            positive_stride: stride,
+            skip_early_fault: false,
+        }
+    }
+}
+
 /// Cuts labelled windows from `recordings` every `stride` ticks.
 ///
 /// A window ending at tick `t` is positive when the failure onset lies in
@@ -259,7 +294,21 @@ pub fn windows(
     manifest: &Manifest,
     stride: usize,
 ) -> Result<Windows> {
-    let stride = stride.max(1);
+    windows_cut(recordings, manifest, Cut::every(stride))
+}
+
+/// Cuts labelled windows from `recordings` as `cut` says; labels as
+/// [`windows`].
+///
+/// # Errors
+/// As [`windows`].
+pub fn windows_cut(
+    recordings: &[(usize, &Recording)],
+    manifest: &Manifest,
+    cut: Cut,
+) -> Result<Windows> {
+    let stride = cut.stride.max(1);
+    let positive_stride = cut.positive_stride.max(1);
     let row = manifest.window * manifest.features.len();
     let mut out = Windows::default();
     for &(index, rec) in recordings {
@@ -273,13 +322,30 @@ pub fn windows(
         let onset = rec.failure_onset_ms;
         let mut ends = Vec::new();
         let mut labels = Vec::new();
-        for end in (manifest.window.saturating_sub(1)..ticks).step_by(stride) {
+        // Positives are taken on their own grid counted back from the onset,
+        // negatives on theirs counted from the first full window.
+        let first = manifest.window.saturating_sub(1);
+        for end in first..ticks {
             let end_ms = end as u64 * rec.tick_ms;
             if onset.is_some_and(|o| end_ms >= o) {
                 break;
             }
-            ends.push(end);
-            labels.push(onset.is_some_and(|o| o - end_ms <= manifest.horizon_ms));
+            let positive = onset.is_some_and(|o| o - end_ms <= manifest.horizon_ms);
+            let early_fault =
+                !positive && onset.is_some() && rec.fault_start_ms.is_some_and(|s| end_ms >= s);
+            if cut.skip_early_fault && early_fault {
+                continue;
+            }
+            let keep = if positive && positive_stride != stride {
+                let before = onset.map_or(0, |o| (o - end_ms) / rec.tick_ms.max(1));
+                (before as usize).is_multiple_of(positive_stride)
+            } else {
+                (end - first).is_multiple_of(stride)
+            };
+            if keep {
+                ends.push(end);
+                labels.push(positive);
+            }
         }
         // Chunks bound the memory of one Manifest::input call.
         for (chunk, chunk_labels) in ends.chunks(512).zip(labels.chunks(512)) {
@@ -392,6 +458,66 @@ mod tests {
                 f.scale_value(18.0),
                 f.scale_value(19.0)
             ]
+        );
+    }
+
+    #[test]
+    fn cut_thins_negatives_keeps_dense_positives_and_skips_the_early_fault() {
+        // Onset at 20 s = tick 40, the fault started at tick 10; horizon 2 s
+        // = 4 ticks; window 3, so window ends run from tick 2.
+        let mut rec = ramp("f", 60, Some(20_000));
+        rec.fault_start_ms = Some(5_000);
+        let spec = [FeatureSpec::new(Device::Primary, "cpu", Transform::Raw)];
+        let features = fit_features(&[&rec], &spec).unwrap();
+        let m = manifest(3, 2_000, features);
+        let ends = |w: &Windows| -> Vec<(usize, bool)> {
+            // Each row's last value is its end tick, scaled; undo the scaling.
+            let f = &m.features[0];
+            (0..w.len())
+                .map(|i| {
+                    let x = f64::from(w.x[i * 3 + 2]) * f.scale + f.mean;
+                    (x.round() as usize, w.y[i] > 0.5)
+                })
+                .collect()
+        };
+        let cut = Cut {
+            stride: 5,
+            positive_stride: 1,
+            skip_early_fault: true,
+        };
+        let w = windows_cut(&[(0, &rec)], &m, cut).unwrap();
+        assert_eq!(
+            ends(&w),
+            [
+                (2, false),
+                (7, false),
+                (36, true),
+                (37, true),
+                (38, true),
+                (39, true)
+            ],
+            "negatives every 5 ticks before the fault, every positive, nothing in between"
+        );
+        let all = windows_cut(
+            &[(0, &rec)],
+            &m,
+            Cut {
+                skip_early_fault: false,
+                ..cut
+            },
+        )
+        .unwrap();
+        let negatives: Vec<usize> = ends(&all)
+            .into_iter()
+            .filter(|e| !e.1)
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(negatives, [2, 7, 12, 17, 22, 27, 32]);
+        assert_eq!(all.positives(), 4);
+        // Cut::every is the plain stride for both classes.
+        assert_eq!(
+            windows(&[(0, &rec)], &m, 2).unwrap().y,
+            windows_cut(&[(0, &rec)], &m, Cut::every(2)).unwrap().y
         );
     }
 

@@ -5,6 +5,8 @@
 //! - [`model`]: the candle GRU classifier.
 //! - [`train`](mod@train): the loop (weighted loss, AdamW, early stopping), deterministic for a seed.
 //! - [`export`]: the standard ONNX file, written with [`onnx`] (a subset of ONNX's schema).
+//! - [`eval`](mod@eval): `umbra model eval`, the predictor, the drift detector and the
+//!   failover rule judged event-wise on held-out traces.
 //! - [`synthetic`]: small learnable traces for tests and smoke runs.
 
 #![forbid(unsafe_code)]
@@ -13,6 +15,7 @@ use std::path::PathBuf;
 
 pub mod cli;
 pub mod data;
+pub mod eval;
 pub mod export;
 pub mod model;
 pub mod synthetic;
@@ -27,6 +30,7 @@ pub mod onnx {
 
 pub use cli::{TrainArgs, train_cmd};
 pub use data::{FeatureSpec, Recording};
+pub use eval::{EvalArgs, ModelEvalReport, default_model_path, eval_cmd};
 pub use model::{GruClassifier, GruWeights};
 pub use train::{EpochStats, TrainConfig, TrainReport, Trained, train};
 

@@ -86,6 +86,8 @@ pub fn quick_config(seed: u64) -> TrainConfig {
         tick_ms: TICK_MS,
         horizon_ms: 10_000,
         stride: 2,
+        positive_stride: 2,
+        skip_early_fault: false,
         hidden: 8,
         epochs: 12,
         batch_size: 64,

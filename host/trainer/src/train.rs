@@ -28,8 +28,13 @@ pub struct TrainConfig {
     pub tick_ms: u64,
     /// A window is positive when the failure onset is at most this far after its last tick.
     pub horizon_ms: u64,
-    /// Ticks between the ends of two consecutive training windows.
+    /// Ticks between the ends of two consecutive negative training windows.
     pub stride: usize,
+    /// Ticks between the ends of two consecutive positive training windows.
+    pub positive_stride: usize,
+    /// Leave out windows of a fault that are further than the horizon from
+    /// the failure (see [`data::Cut::skip_early_fault`]).
+    pub skip_early_fault: bool,
     /// GRU hidden size.
     pub hidden: usize,
     /// Maximum number of epochs.
@@ -323,8 +328,13 @@ pub fn train(recordings: &[Recording], config: &TrainConfig) -> Result<Trained> 
         return Err(Error::InvalidConfig(problems));
     }
 
-    let train_w = data::windows(&train_recs, &manifest, config.stride)?;
-    let val_w = data::windows(&val_recs, &manifest, config.stride)?;
+    let cut = data::Cut {
+        stride: config.stride,
+        positive_stride: config.positive_stride,
+        skip_early_fault: config.skip_early_fault,
+    };
+    let train_w = data::windows_cut(&train_recs, &manifest, cut)?;
+    let val_w = data::windows_cut(&val_recs, &manifest, cut)?;
     let positives = train_w.positives();
     let negatives = train_w.len() - positives;
     if positives == 0 || negatives == 0 {
@@ -453,6 +463,8 @@ pub fn train(recordings: &[Recording], config: &TrainConfig) -> Result<Trained> 
     record.insert("seed".into(), config.seed.into());
     record.insert("hidden".into(), config.hidden.into());
     record.insert("stride".into(), config.stride.into());
+    record.insert("positive_stride".into(), config.positive_stride.into());
+    record.insert("skip_early_fault".into(), config.skip_early_fault.into());
     record.insert("batch_size".into(), config.batch_size.into());
     record.insert("learning_rate".into(), config.learning_rate.into());
     record.insert("train_traces".into(), report.train_traces.into());

@@ -11,7 +11,7 @@ use umbra_model::Device;
 use umbra_model::{Manifest, Predictor};
 use umbra_scenario::{METRICS, ScenarioKind, Trace, TraceMeta};
 use umbra_trainer::data::{self, Recording};
-use umbra_trainer::{TrainArgs, synthetic, train, train_cmd};
+use umbra_trainer::{EvalArgs, TrainArgs, eval_cmd, synthetic, train, train_cmd};
 
 fn python() -> PathBuf {
     std::env::var_os("UMBRA_VENV")
@@ -191,6 +191,8 @@ fn train_cmd_trains_on_a_trace_directory_and_writes_a_loadable_model() -> Result
         window: 8,
         horizon_ms: 10_000,
         stride: 4,
+        positive_stride: None,
+        skip_early_fault: false,
         batch_size: 64,
         learning_rate: 0.01,
         patience: 5,
@@ -227,5 +229,226 @@ fn train_cmd_trains_on_a_trace_directory_and_writes_a_loadable_model() -> Result
     })
     .unwrap_err();
     assert!(format!("{err:#}").contains("empty"), "{err:#}");
+    Ok(())
+}
+
+/// A tiny model over every scenario metric (window 4, hidden 2), trained
+/// on a few short generated traces: enough to exercise `eval_cmd` quickly.
+fn tiny_scenario_model(dir: &Path) -> Result<PathBuf> {
+    let traces = umbra_scenario::generate(&short_scenarios(5, 3, 1))?;
+    let recordings: Vec<Recording> = traces.iter().map(data::recording_from_trace).collect();
+    let config = umbra_trainer::TrainConfig {
+        window: 4,
+        hidden: 2,
+        epochs: 1,
+        stride: 8,
+        positive_stride: 2,
+        features: data::default_features(&METRICS),
+        ..synthetic::quick_config(5)
+    };
+    let trained = train(&recordings, &config)?;
+    let path = dir.join("tiny-scenario.onnx");
+    trained.save(&path)?;
+    Ok(path)
+}
+
+/// Short generated traces: 8 minutes, ramps of 20 to 60 s.
+fn short_scenarios(seed: u64, faulty: usize, fault_free: usize) -> umbra_scenario::ScenarioConfig {
+    umbra_scenario::ScenarioConfig {
+        seed,
+        faulty_traces: faulty,
+        fault_free_traces: fault_free,
+        trace_duration: std::time::Duration::from_secs(8 * 60),
+        ramp_min: std::time::Duration::from_secs(20),
+        ramp_max: std::time::Duration::from_secs(60),
+        ..umbra_scenario::ScenarioConfig::default()
+    }
+}
+
+fn eval_args(model: &Path, failover: &[(&str, &str)]) -> EvalArgs {
+    EvalArgs {
+        model: Some(model.to_path_buf()),
+        seed: 77,
+        faulty: 2,
+        fault_free: 1,
+        duration: std::time::Duration::from_secs(8 * 60),
+        ramp_min: std::time::Duration::from_secs(20),
+        ramp_max: std::time::Duration::from_secs(60),
+        failover: failover
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        jobs: Some(2),
+        ..EvalArgs::default()
+    }
+}
+
+/// The evaluation's numbers are consistent with what the deciders did: an
+/// always-on decider catches every fault from its very start and raises
+/// one false alarm per fault-free trace; a never-on one catches nothing and
+/// raises nothing; with hysteresis 1 and no cooldown or cap the failover rule
+/// goes exactly when the probability does.
+#[test]
+fn eval_cmd_scores_always_and_never_alarming_deciders_consistently() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let model = tiny_scenario_model(dir.path())?;
+    let json = dir.path().join("eval.json");
+    let always = eval_cmd(&EvalArgs {
+        json: Some(json.clone()),
+        ..eval_args(
+            &model,
+            &[
+                ("probability-threshold", "0"),
+                ("drift-threshold", "0"),
+                ("hysteresis", "1"),
+                ("corroborated-hysteresis", "1"),
+                ("cooldown-ms", "0"),
+                ("max-per-hour", "100000"),
+            ],
+        )
+    })?;
+    assert_eq!(always.traces, 3);
+    assert_eq!(always.ticks, 3 * 960);
+    let generated = umbra_scenario::generate(&umbra_scenario::ScenarioConfig {
+        min_history: std::time::Duration::from_secs(5 * 60),
+        ..short_scenarios(77, 2, 1)
+    })?;
+    for report in [
+        &always.predictor,
+        &always.drift,
+        &always.combined,
+        &always.probability_rule,
+    ] {
+        let all = &report.overall;
+        assert_eq!((all.faults, all.detected), (2, 2));
+        assert_eq!(all.recall, Some(1.0));
+        assert_eq!(all.in_time_share, Some(1.0));
+        // One continuous alarm: false on the fault-free trace only.
+        assert_eq!(all.fault_free_false_alarms, 1);
+        assert_eq!(all.false_alarms, 1);
+        assert_eq!(all.precision, Some(2.0 / 3.0));
+        let days = 8.0 / (24.0 * 60.0);
+        assert!((all.false_alarms_per_device_day.unwrap() - 1.0 / days).abs() < 1e-9);
+        // The first alarm in the fault window is at the fault's start.
+        for (outcome, trace) in report.traces.iter().zip(&generated) {
+            let meta = trace.meta();
+            assert_eq!(outcome.name, meta.name);
+            if let (Some(start), Some(onset)) = (meta.fault_start_ms, meta.failure_onset_ms) {
+                assert_eq!(outcome.lead_ms, Some(onset - start), "{}", meta.name);
+            }
+        }
+    }
+    assert_eq!(always.combined.traces, always.predictor.traces);
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+    for key in ["predictor", "drift", "combined", "probability_rule"] {
+        assert_eq!(written[key]["overall"]["detected"], 2, "{key}");
+    }
+    let table = always.to_string();
+    assert!(
+        table.contains("predictor")
+            && table.contains("drift detector")
+            && table.contains("combined"),
+        "{table}"
+    );
+
+    let never = eval_cmd(&eval_args(
+        &model,
+        &[("probability-threshold", "1"), ("drift-threshold", "1")],
+    ))?;
+    for report in [&never.predictor, &never.probability_rule] {
+        let all = &report.overall;
+        assert_eq!((all.faults, all.detected, all.false_alarms), (2, 0, 0));
+        assert_eq!((all.recall, all.precision), (Some(0.0), None));
+        assert_eq!(all.false_alarms_per_device_day, Some(0.0));
+        assert_eq!(all.lead_median_ms, None);
+    }
+    // Same traces, the drift detector still ran and is judged on its own.
+    assert_eq!(never.drift.overall.faults, 2);
+
+    // The default cooldown holds the rule back where the probability alone
+    // keeps alarming: at most one go per five minutes of an 8-minute trace.
+    let cooled = eval_cmd(&eval_args(&model, &[("probability-threshold", "0")]))?;
+    for outcome in &cooled.combined.traces {
+        assert!(outcome.alarm_events <= 2, "{outcome:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn eval_cmd_refuses_bad_settings_and_a_missing_model() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let missing = dir.path().join("nope.onnx");
+    let err = eval_cmd(&eval_args(&missing, &[])).unwrap_err();
+    assert!(format!("{err:#}").contains("nope.manifest.json"), "{err:#}");
+    let model = tiny_scenario_model(dir.path())?;
+    let err = eval_cmd(&eval_args(&model, &[("hysteresis", "0")])).unwrap_err();
+    assert!(format!("{err:#}").contains("hysteresis"), "{err:#}");
+    let err = eval_cmd(&EvalArgs {
+        data: Some(dir.path().join("empty")),
+        ..eval_args(&model, &[])
+    })
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("empty"), "{err:#}");
+    Ok(())
+}
+
+/// Training straight from generated traces (what
+/// `scripts/train-default-model.sh` does) gives the same bytes twice.
+#[test]
+fn training_on_generated_traces_is_byte_identical() -> Result<()> {
+    let traces = umbra_scenario::generate(&short_scenarios(9, 2, 1))?;
+    let recordings: Vec<Recording> = traces.iter().map(data::recording_from_trace).collect();
+    let config = umbra_trainer::TrainConfig {
+        window: 4,
+        hidden: 3,
+        epochs: 2,
+        stride: 8,
+        positive_stride: 1,
+        skip_early_fault: true,
+        features: data::default_features(&METRICS),
+        ..synthetic::quick_config(9)
+    };
+    let a = train(&recordings, &config)?;
+    let b = train(&recordings, &config)?;
+    assert_eq!(a.onnx_bytes()?, b.onnx_bytes()?);
+    assert_eq!(a.manifest.to_json()?, b.manifest.to_json()?);
+    Ok(())
+}
+
+/// The shipped default model: small, loadable by the server's ONNX Runtime
+/// path, its manifest valid and naming the trainer's default features, and it
+/// predicts held-out faults (seed 1000, never trained on) in time.
+#[test]
+fn the_shipped_default_model_loads_and_predicts_held_out_faults() -> Result<()> {
+    let path = umbra_trainer::default_model_path();
+    let size = std::fs::metadata(&path)
+        .with_context(|| format!("{} (scripts/train-default-model.sh)", path.display()))?
+        .len();
+    assert!(size < 200_000, "{} is {size} bytes", path.display());
+    let manifest = Manifest::load(&Manifest::path_for(&path))?;
+    assert!(manifest.validate().is_empty());
+    let names: Vec<String> = manifest.features.iter().map(|f| f.name.clone()).collect();
+    let want: Vec<String> = data::default_features(&METRICS)
+        .iter()
+        .map(|f| format!("{}.{}", f.device, f.metric))
+        .collect();
+    assert_eq!(names, want);
+    assert_eq!(manifest.tick_ms, 500);
+    let predictor = Predictor::load(&path)?;
+    assert_eq!(predictor.manifest(), &manifest);
+
+    // One fault of each kind, 20-minute traces, probability alone.
+    let report = eval_cmd(&EvalArgs {
+        model: Some(path),
+        seed: 1000,
+        faulty: 6,
+        fault_free: 0,
+        duration: std::time::Duration::from_secs(20 * 60),
+        jobs: Some(2),
+        ..EvalArgs::default()
+    })?;
+    let all = &report.probability_rule.overall;
+    assert_eq!(all.faults, 6);
+    assert!(all.detected_in_time >= 5, "{}", report.probability_rule);
     Ok(())
 }
