@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
@@ -147,7 +147,23 @@ struct State {
     /// oldest.
     tombstones: VecDeque<(Key, Version)>,
     live: usize,
+    /// The change reports the device still owes for applied entries, per
+    /// key, oldest first, with when they were applied. A backend reports
+    /// every change it makes, Applies included, in order; a report that
+    /// matches the front of its key's queue is that echo and is dropped.
+    /// Comparing with the value held instead would misread the echo of the
+    /// first of two applies to one key (the agent already holds the second)
+    /// as a local change, and re-stamp it with this node's origin.
+    pending_echoes: BTreeMap<Key, VecDeque<(Option<Value>, Instant)>>,
 }
+
+/// How long an applied entry's echo is waited for: a backend that merges or
+/// drops reports (netlink may) must not leave expectations behind that
+/// would swallow a later genuine change.
+const ECHO_TTL: Duration = Duration::from_secs(5);
+
+/// Pending echoes beyond which expired ones are swept on the next apply.
+const ECHO_SWEEP_AT: usize = 65_536;
 
 /// The device agent's state over its backend. Shared as `Arc<Agent>`.
 pub struct Agent {
@@ -215,6 +231,7 @@ impl Agent {
                 entries: BTreeMap::new(),
                 tombstones: VecDeque::new(),
                 live: 0,
+                pending_echoes: BTreeMap::new(),
             }),
             head: watch::channel(0).0,
             started: std::time::Instant::now(),
@@ -323,11 +340,23 @@ impl Agent {
                     Err(rejected) => outcomes.push(Outcome::Rejected(rejected.0)),
                     Ok(()) => {
                         state.clock.observe(entry.version.clock);
+                        state
+                            .pending_echoes
+                            .entry(entry.key.clone())
+                            .or_default()
+                            .push_back((entry.value.clone(), Instant::now()));
                         self.write(&mut state, entry);
                         outcomes.push(Outcome::Applied);
                     }
                 },
             }
+        }
+        if state.pending_echoes.len() > ECHO_SWEEP_AT {
+            let now = Instant::now();
+            state.pending_echoes.retain(|_, queue| {
+                queue.retain(|(_, at)| now.duration_since(*at) <= ECHO_TTL);
+                !queue.is_empty()
+            });
         }
         let revision = state.log.head();
         drop(state);
@@ -389,7 +418,28 @@ impl Agent {
     }
 
     fn record_locked(&self, state: &mut State, changes: Vec<LocalChange>) {
+        let now = Instant::now();
         for change in changes {
+            if let Some(queue) = state.pending_echoes.get_mut(&change.key) {
+                while queue
+                    .front()
+                    .is_some_and(|(_, at)| now.duration_since(*at) > ECHO_TTL)
+                {
+                    queue.pop_front();
+                }
+                let echo = queue
+                    .front()
+                    .is_some_and(|(value, _)| *value == change.value);
+                if echo {
+                    queue.pop_front();
+                }
+                if queue.is_empty() {
+                    state.pending_echoes.remove(&change.key);
+                }
+                if echo {
+                    continue;
+                }
+            }
             let current = state
                 .entries
                 .get(&change.key)
@@ -420,8 +470,10 @@ impl Agent {
     pub fn resync(&self) -> Result<()> {
         let mut state = self.lock();
         let before = state.log.head();
-        // Reports queued before the snapshot are contained in it.
+        // Reports queued before the snapshot are contained in it, and so
+        // are the echoes still owed.
         self.backend.changes().clear();
+        state.pending_echoes.clear();
         let mut device = self.backend.snapshot()?;
         device.sort_by(|a, b| a.0.cmp(&b.0));
         let present: HashMap<&Key, ()> = device.iter().map(|(k, _)| (k, ())).collect();

@@ -25,6 +25,8 @@ enum Command {
     Switch(umbra_switch::SwitchOptions),
     /// Run a device agent serving umbra.device.v1 (state snapshot, change stream, apply, metrics).
     Agent(umbra_agent::AgentOptions),
+    /// Replicate device state from a primary agent to a shadow agent (or both ways), with anti-entropy.
+    Replicate(umbra_replicate::ReplicateArgs),
     /// Run the switch lab (needs root): namespaces, `umbra switch`, the host client; steer, sample, fail over with one write.
     Demo(DemoArgs),
     /// Write, build and test policies: `umbra policy new|build|test`.
@@ -115,6 +117,17 @@ fn main() -> ExitCode {
                 }
                 Err(error) => {
                     eprintln!("umbra agent: {}", chain(&error));
+                    ExitCode::FAILURE
+                }
+            },
+            Command::Replicate(args) => match umbra_replicate::run(args, shutdown).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error @ umbra_replicate::ReplicateError::InvalidOptions(_)) => {
+                    eprintln!("umbra replicate: {error}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+                Err(error) => {
+                    eprintln!("umbra replicate: {}", chain(&error));
                     ExitCode::FAILURE
                 }
             },

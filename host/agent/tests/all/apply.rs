@@ -288,3 +288,75 @@ async fn digests_are_equal_for_equal_states_and_pinpoint_one_change() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Two versions of one key in one batch: the device reports both writes,
+/// and neither report may come back as a change of the agent's own (it
+/// would be re-stamped with this node's origin, outrank the primary's next
+/// update and echo back in a bidirectional set-up).
+#[tokio::test]
+async fn the_echoes_of_two_applies_to_one_key_are_not_local_changes() {
+    use std::sync::Arc;
+    use umbra_agent::{Agent, Backend, SimBackend, SimConfig};
+
+    let sim = Arc::new(SimBackend::new(SimConfig {
+        session_rate: 0.0,
+        ..SimConfig::default()
+    }));
+    let agent = Agent::new(
+        AgentConfig {
+            node_id: 2,
+            ..AgentConfig::default()
+        },
+        Arc::clone(&sim) as Arc<dyn Backend>,
+    )
+    .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(Arc::clone(&agent).follow_backend(stop.clone()));
+    let t = umbra_agent::hlc::system_ms();
+    let entry = |mark: u32, logical: u32| {
+        let tuple = |a: [u8; 4], b: [u8; 4], sp: u32, dp: u32| pb::Tuple {
+            source: a.to_vec(),
+            destination: b.to_vec(),
+            protocol: 6,
+            source_port: sp,
+            destination_port: dp,
+            ..Default::default()
+        };
+        umbra_agent::wire::entry_from_wire(&pb::Entry {
+            version: Some(pb::Version {
+                clock: Some(pb::Hlc {
+                    wall_ms: t,
+                    logical,
+                    node_id: 1,
+                }),
+                origin: 1,
+                tombstone: false,
+            }),
+            entry: Some(pb::entry::Entry::Conntrack(pb::Conntrack {
+                original: Some(tuple([198, 18, 0, 1], [198, 19, 0, 1], 1000, 80)),
+                reply: Some(tuple([198, 19, 0, 1], [198, 18, 0, 1], 80, 1000)),
+                mark,
+                status: 0xe,
+                timeout_seconds: 100,
+                tcp_state: 3,
+                ..Default::default()
+            })),
+        })
+        .unwrap()
+    };
+    let before = agent.head_revision();
+    let report = agent.apply(vec![entry(1, 0), entry(2, 1)]).unwrap();
+    assert_eq!(report.revision, before + 2);
+    // Let the agent take the device's reports.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(agent.head_revision(), before + 2, "an echo was recorded");
+    let snapshot = agent.snapshot();
+    let held = snapshot
+        .entries
+        .iter()
+        .find(|e| matches!(e.key, umbra_agent::model::Key::Conntrack(_)))
+        .unwrap();
+    assert_eq!(held.version.origin, 1, "re-stamped by the agent");
+    assert_eq!(held.version.clock.logical, 1);
+    stop.cancel();
+}

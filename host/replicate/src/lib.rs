@@ -1,0 +1,368 @@
+//! Umbra's state replication: keeps a shadow device's state in step with
+//! its primary's over `umbra.device.v1`, so the shadow can take over
+//! without dropping sessions.
+//!
+//! - [`ReplicationStream`] ([`stream`]) is one direction: the source's
+//!   snapshot, then its ordered change stream, applied to the target and
+//!   acknowledged revision by revision; it resumes from the last
+//!   acknowledged revision after a disconnect, takes a fresh snapshot when
+//!   it cannot, and never sends a target its own changes (origin tags).
+//! - [`AntiEntropy`] ([`anti_entropy`]) compares partition digests of both
+//!   sides and repairs what differs.
+//! - [`Replicator`] puts them together: primary → shadow, optionally
+//!   shadow → primary ([`ReplicatorConfig::bidirectional`]), and
+//!   anti-entropy; its [`ReplicatorHandle::drain_and_commit`] is what
+//!   failover calls before redirecting traffic.
+//! - [`run`] is `umbra replicate`.
+//!
+//! Conflicts need no code here: every agent keeps the greatest version
+//! (hybrid logical clock, then origin node) of each key, so both sides
+//! converge on the same entry whatever order the streams deliver in.
+
+#![forbid(unsafe_code)]
+
+pub mod anti_entropy;
+mod device;
+pub mod error;
+pub mod metrics;
+pub mod peer;
+pub mod stream;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, RoundReport};
+pub use error::{ReplicateError, Result};
+pub use metrics::{
+    AntiEntropyMetrics, AntiEntropyStatus, LagHistogram, LagSnapshot, StreamMetrics, StreamStatus,
+};
+pub use peer::{DeviceConn, Peer, PeerAuth};
+pub use stream::{DrainReport, ReplicationStream, ResumePoint, StreamConfig, StreamHandle};
+
+/// What `umbra replicate` runs: replication between a primary and its
+/// shadow.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplicateArgs {
+    /// The primary's agent (`host:port` or `http://host:port`).
+    #[arg(long)]
+    pub primary: String,
+    /// The shadow's agent.
+    #[arg(long)]
+    pub shadow: String,
+    /// File holding the bearer token both agents expect (surrounding
+    /// whitespace is ignored).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Also replicate the shadow's own changes to the primary.
+    #[arg(long)]
+    pub bidirectional: bool,
+    /// Milliseconds between anti-entropy rounds; 0 turns anti-entropy off.
+    #[arg(long, default_value_t = 10_000)]
+    pub anti_entropy_ms: u64,
+    /// Partitions anti-entropy compares (1..=65536).
+    #[arg(long, default_value_t = 256)]
+    pub partitions: u32,
+    /// Milliseconds between status lines in the log; 0 turns them off.
+    #[arg(long, default_value_t = 5_000)]
+    pub status_ms: u64,
+}
+
+impl ReplicateArgs {
+    /// Every problem with these options (the token file is not read here);
+    /// none if they are usable.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.primary.trim().is_empty() {
+            problems.push("--primary must name the primary's agent".into());
+        }
+        if self.shadow.trim().is_empty() {
+            problems.push("--shadow must name the shadow's agent".into());
+        }
+        if !self.primary.is_empty() && self.primary == self.shadow {
+            problems.push("--primary and --shadow must be different agents".into());
+        }
+        if !(1..=65_536).contains(&self.partitions) {
+            problems.push(format!(
+                "--partitions {} is not in 1..=65536",
+                self.partitions
+            ));
+        }
+        problems
+    }
+
+    /// The replicator's configuration.
+    pub fn config(&self) -> ReplicatorConfig {
+        ReplicatorConfig {
+            bidirectional: self.bidirectional,
+            anti_entropy: (self.anti_entropy_ms > 0).then(|| AntiEntropyConfig {
+                partitions: self.partitions,
+                interval: Duration::from_millis(self.anti_entropy_ms),
+                ..AntiEntropyConfig::default()
+            }),
+            ..ReplicatorConfig::default()
+        }
+    }
+}
+
+/// How a [`Replicator`] replicates.
+#[derive(Debug, Clone)]
+pub struct ReplicatorConfig {
+    /// Tunables of each stream (`mirror` is set from `bidirectional`).
+    pub stream: StreamConfig,
+    /// Also replicate shadow → primary.
+    pub bidirectional: bool,
+    /// Anti-entropy, if wanted.
+    pub anti_entropy: Option<AntiEntropyConfig>,
+}
+
+impl Default for ReplicatorConfig {
+    fn default() -> Self {
+        Self {
+            stream: StreamConfig::default(),
+            bidirectional: false,
+            anti_entropy: Some(AntiEntropyConfig::default()),
+        }
+    }
+}
+
+/// Replication between a primary and its shadow: the stream primary →
+/// shadow, optionally shadow → primary, and anti-entropy.
+#[derive(Debug)]
+pub struct Replicator {
+    forward: ReplicationStream,
+    backward: Option<ReplicationStream>,
+    anti_entropy: Option<AntiEntropy>,
+}
+
+/// Observes and drains a running [`Replicator`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ReplicatorHandle {
+    /// The primary → shadow stream.
+    pub forward: StreamHandle,
+    /// The shadow → primary stream, when bidirectional.
+    pub backward: Option<StreamHandle>,
+    /// Anti-entropy's counters, when on.
+    pub anti_entropy: Option<Arc<AntiEntropyMetrics>>,
+}
+
+/// A replicator's state at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationStatus {
+    /// Primary → shadow.
+    pub forward: StreamStatus,
+    /// Shadow → primary, when bidirectional.
+    pub backward: Option<StreamStatus>,
+    /// Anti-entropy, when on.
+    pub anti_entropy: Option<AntiEntropyStatus>,
+}
+
+impl Replicator {
+    /// Replication between `primary` and `shadow`.
+    pub fn new(primary: Peer, shadow: Peer, config: ReplicatorConfig) -> Self {
+        let stream = StreamConfig {
+            mirror: !config.bidirectional,
+            ..config.stream
+        };
+        let config = ReplicatorConfig { stream, ..config };
+        let forward =
+            ReplicationStream::new(primary.clone(), shadow.clone(), config.stream.clone());
+        let backward = config.bidirectional.then(|| {
+            ReplicationStream::new(shadow.clone(), primary.clone(), config.stream.clone())
+        });
+        let anti_entropy = config.anti_entropy.map(|ae| {
+            AntiEntropy::new(primary, shadow, ae).following(
+                Some(forward.handle()),
+                backward.as_ref().map(ReplicationStream::handle),
+            )
+        });
+        Self {
+            forward,
+            backward,
+            anti_entropy,
+        }
+    }
+
+    /// Resumes primary → shadow from `point` instead of a snapshot.
+    #[must_use]
+    pub fn resume_from(mut self, point: ResumePoint) -> Self {
+        self.forward = self.forward.resume_from(point);
+        self
+    }
+
+    /// A handle for status and drains.
+    pub fn handle(&self) -> ReplicatorHandle {
+        ReplicatorHandle {
+            forward: self.forward.handle(),
+            backward: self.backward.as_ref().map(ReplicationStream::handle),
+            anti_entropy: self.anti_entropy.as_ref().map(AntiEntropy::metrics),
+        }
+    }
+
+    /// Runs every part until `shutdown` is cancelled.
+    ///
+    /// # Errors
+    /// The first part that fails (only an invalid configuration does).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let mut parts = JoinSet::new();
+        let stop = shutdown.child_token();
+        parts.spawn(self.forward.run(stop.clone()));
+        if let Some(backward) = self.backward {
+            parts.spawn(backward.run(stop.clone()));
+        }
+        if let Some(anti_entropy) = self.anti_entropy {
+            parts.spawn(anti_entropy.run(stop.clone()));
+        }
+        let mut result = Ok(());
+        while let Some(done) = parts.join_next().await {
+            let outcome = match done {
+                Ok(outcome) => outcome,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(_) => Ok(()),
+            };
+            if let Err(error) = outcome {
+                stop.cancel();
+                if result.is_ok() {
+                    result = Err(error);
+                }
+            }
+        }
+        result
+    }
+}
+
+impl ReplicatorHandle {
+    /// The state of every part now.
+    pub fn status(&self) -> ReplicationStatus {
+        ReplicationStatus {
+            forward: self.forward.status(),
+            backward: self.backward.as_ref().map(StreamHandle::status),
+            anti_entropy: self.anti_entropy.as_ref().map(|m| m.status()),
+        }
+    }
+
+    /// Waits until the shadow has applied everything of the primary up to
+    /// `revision` (`None`: the primary's head now); see
+    /// [`StreamHandle::drain_and_commit`].
+    ///
+    /// # Errors
+    /// As [`StreamHandle::drain_and_commit`].
+    pub async fn drain_and_commit(
+        &self,
+        revision: Option<u64>,
+        timeout: Duration,
+    ) -> Result<DrainReport> {
+        self.forward.drain_and_commit(revision, timeout).await
+    }
+}
+
+/// Runs `umbra replicate`: checks the options, reads the token, and
+/// replicates until `shutdown` is cancelled, logging the status
+/// periodically.
+///
+/// # Errors
+/// Invalid options (every problem listed), an unreadable token file or an
+/// address that is not a URI. Unreachable agents are not errors: they are
+/// retried.
+pub async fn run(args: ReplicateArgs, shutdown: CancellationToken) -> Result<()> {
+    let problems = args.validate();
+    if !problems.is_empty() {
+        return Err(ReplicateError::InvalidOptions(problems));
+    }
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| ReplicateError::ReadToken {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let primary = Peer::connect_lazy("primary", &args.primary, token.as_deref())?;
+    let shadow = Peer::connect_lazy("shadow", &args.shadow, token.as_deref())?;
+    let replicator = Replicator::new(primary, shadow, args.config());
+    let handle = replicator.handle();
+    let mut tasks = JoinSet::new();
+    if args.status_ms > 0 {
+        let (stop, every) = (shutdown.clone(), Duration::from_millis(args.status_ms));
+        tasks.spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                let status = handle.status();
+                let f = &status.forward;
+                tracing::info!(
+                    connected = f.connected,
+                    acked = f.acked_revision,
+                    lag_revisions = f.lag_revisions,
+                    time_lag_ms = f.time_lag.as_millis() as u64,
+                    applied = f.applied,
+                    resnapshots = f.resnapshots,
+                    errors = f.errors,
+                    echo_suppressed = status.backward.as_ref().map_or(0, |b| b.echo_suppressed),
+                    divergent_partitions = status
+                        .anti_entropy
+                        .as_ref()
+                        .map_or(0, |a| a.divergent_partitions),
+                    "replication status"
+                );
+            }
+        });
+    }
+    let result = replicator.run(shutdown).await;
+    tasks.shutdown().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_report_every_problem() {
+        let args = ReplicateArgs {
+            primary: "127.0.0.1:1".into(),
+            shadow: "127.0.0.1:1".into(),
+            token_file: None,
+            bidirectional: false,
+            anti_entropy_ms: 0,
+            partitions: 0,
+            status_ms: 0,
+        };
+        assert_eq!(args.validate().len(), 2, "{:?}", args.validate());
+        assert!(args.config().anti_entropy.is_none());
+        let fine = ReplicateArgs {
+            shadow: "127.0.0.1:2".into(),
+            partitions: 64,
+            anti_entropy_ms: 1_000,
+            ..args
+        };
+        assert!(fine.validate().is_empty());
+        assert_eq!(fine.config().anti_entropy.map(|a| a.partitions), Some(64));
+    }
+
+    #[tokio::test]
+    async fn run_reports_an_unreadable_token_file() {
+        let args = ReplicateArgs {
+            primary: "127.0.0.1:1".into(),
+            shadow: "127.0.0.1:2".into(),
+            token_file: Some("/nonexistent/umbra-token".into()),
+            bidirectional: true,
+            anti_entropy_ms: 0,
+            partitions: 256,
+            status_ms: 0,
+        };
+        let error = run(args, CancellationToken::new()).await.unwrap_err();
+        assert!(matches!(error, ReplicateError::ReadToken { .. }), "{error}");
+    }
+}

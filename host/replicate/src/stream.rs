@@ -1,0 +1,740 @@
+//! One direction of replication, source → target: the source's snapshot
+//! applied to the target, then the source's change stream applied in
+//! order, resuming from the last revision the target acknowledged.
+//!
+//! A reader follows the source's Watch stream into a bounded queue of
+//! batches; an applier takes them out in order (merging queued batches into
+//! one Apply of at most [`StreamConfig::apply_batch`] entries) and
+//! acknowledges a revision only once the target's Apply has returned. When
+//! the queue is full the reader stops reading the Watch stream, so the
+//! source's gRPC flow control holds its sender back: a slow target slows
+//! the stream down instead of growing memory. If the source's bounded log
+//! then drops revisions the stream has not read, the stream takes a fresh
+//! snapshot.
+//!
+//! Entries whose origin is the target's node id are never sent to the
+//! target: they are the target's own changes coming back, so with two
+//! streams A → B and B → A nothing echoes.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use umbra_agent::model::Key;
+use umbra_agent::wire::entry_from_wire;
+use umbra_proto::umbra::device::v1 as pb;
+
+use crate::device::{self, now_us};
+use crate::error::{ReplicateError, Result};
+use crate::metrics::{StreamMetrics, StreamStatus};
+use crate::peer::Peer;
+
+/// Tunables of one stream.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Entries per snapshot chunk asked from the source.
+    pub snapshot_chunk: u32,
+    /// Entries per change batch asked from the source; at most
+    /// `apply_batch`.
+    pub watch_batch: u32,
+    /// Most entries in one Apply to the target; at most the target's
+    /// `--max-apply-batch`.
+    pub apply_batch: usize,
+    /// Change batches held between the reader and the applier; when full
+    /// the reader stops reading (backpressure).
+    pub queue_batches: usize,
+    /// First delay before reconnecting after an error.
+    pub backoff_initial: Duration,
+    /// Longest delay between reconnection attempts.
+    pub backoff_max: Duration,
+    /// How often the source's head revision is polled for the lag figure.
+    pub head_poll: Duration,
+    /// The target mirrors the source (a standby shadow): after a snapshot,
+    /// every entry the source does not have is deleted on the target,
+    /// whatever its origin. Off (for bidirectional replication), entries
+    /// that originated on the target are kept: they are its own changes on
+    /// their way to the source.
+    pub mirror: bool,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_chunk: 4096,
+            watch_batch: 4096,
+            apply_batch: 8192,
+            queue_batches: 16,
+            backoff_initial: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(5),
+            head_poll: Duration::from_millis(500),
+            mirror: true,
+        }
+    }
+}
+
+impl StreamConfig {
+    /// Every problem with this configuration; none if it is usable.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.snapshot_chunk == 0 || self.watch_batch == 0 || self.apply_batch == 0 {
+            problems.push("snapshot_chunk, watch_batch and apply_batch must be at least 1".into());
+        }
+        if self.watch_batch as usize > self.apply_batch {
+            problems.push(format!(
+                "watch_batch {} must not exceed apply_batch {}",
+                self.watch_batch, self.apply_batch
+            ));
+        }
+        if self.queue_batches == 0 {
+            problems.push("queue_batches must be at least 1".into());
+        }
+        if self.backoff_initial.is_zero() || self.backoff_initial > self.backoff_max {
+            problems.push("backoff_initial must be positive and at most backoff_max".into());
+        }
+        if self.head_poll.is_zero() {
+            problems.push("head_poll must be positive".into());
+        }
+        problems
+    }
+}
+
+/// Where a stream stands: resuming from here needs no snapshot, as long as
+/// the source still holds the next revision and neither side restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The source's log epoch.
+    pub source_epoch: u64,
+    /// The last source revision the target applied.
+    pub revision: u64,
+    /// The target's log epoch when it applied it (a restarted target may
+    /// have lost it).
+    pub target_epoch: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    epoch: u64,
+    acked: u64,
+    stopped: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    metrics: StreamMetrics,
+    progress: watch::Sender<Progress>,
+    // Synchronous: no `.await` happens under these locks.
+    last_error: Mutex<Option<String>>,
+    resume: Mutex<Option<ResumePoint>>,
+}
+
+impl Shared {
+    fn acknowledge(&self, point: ResumePoint) {
+        let m = &self.metrics;
+        m.source_epoch.store(point.source_epoch, Relaxed);
+        m.acked_revision.store(point.revision, Relaxed);
+        *self.resume.lock().unwrap_or_else(|p| p.into_inner()) = Some(point);
+        self.progress.send_replace(Progress {
+            epoch: point.source_epoch,
+            acked: point.revision,
+            stopped: false,
+        });
+    }
+}
+
+/// Marks the stream stopped however `run` ends (returned or dropped), so
+/// drains waiting on it fail at once instead of timing out.
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        self.0.metrics.connected.store(false, Relaxed);
+        self.0.progress.send_modify(|p| p.stopped = true);
+    }
+}
+
+/// What [`StreamHandle::drain_and_commit`] waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// The source's log epoch.
+    pub epoch: u64,
+    /// The revision the target has applied everything up to (at least the
+    /// one asked for).
+    pub revision: u64,
+    /// How long it took.
+    pub waited: Duration,
+}
+
+/// One direction of replication; see the module documentation.
+#[derive(Debug)]
+pub struct ReplicationStream {
+    source: Peer,
+    target: Peer,
+    config: StreamConfig,
+    shared: Arc<Shared>,
+    resume: Option<ResumePoint>,
+}
+
+/// Observes and drains a running [`ReplicationStream`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StreamHandle {
+    source: Peer,
+    shared: Arc<Shared>,
+}
+
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max,
+            next: initial,
+        }
+    }
+
+    /// The next delay: doubling up to the cap, with "equal jitter" (half
+    /// fixed, half random) so streams that failed together do not retry
+    /// together.
+    fn next(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (delay * 2).min(self.max);
+        delay / 2 + delay.mul_f64(rand::random::<f64>() / 2.0)
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+impl ReplicationStream {
+    /// A stream from `source` to `target` that starts with a snapshot.
+    pub fn new(source: Peer, target: Peer, config: StreamConfig) -> Self {
+        Self {
+            source,
+            target,
+            config,
+            shared: Arc::new(Shared {
+                metrics: StreamMetrics::default(),
+                progress: watch::channel(Progress::default()).0,
+                last_error: Mutex::new(None),
+                resume: Mutex::new(None),
+            }),
+            resume: None,
+        }
+    }
+
+    /// Starts from `point` (a previous stream's
+    /// [`StreamHandle::resume_point`]) instead of a snapshot; if the source
+    /// or the target cannot resume from it the stream takes a snapshot
+    /// anyway.
+    #[must_use]
+    pub fn resume_from(mut self, point: ResumePoint) -> Self {
+        self.resume = Some(point);
+        self.shared.acknowledge(point);
+        self
+    }
+
+    /// A handle for status and drains.
+    pub fn handle(&self) -> StreamHandle {
+        StreamHandle {
+            source: self.source.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Replicates until `shutdown` is cancelled, reconnecting after errors
+    /// with capped jittered backoff and taking a fresh snapshot whenever the
+    /// stream cannot resume.
+    ///
+    /// # Errors
+    /// [`ReplicateError::InvalidOptions`] for an invalid configuration;
+    /// everything else is retried (and counted in the status).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let problems = self.config.validate();
+        if !problems.is_empty() {
+            return Err(ReplicateError::InvalidOptions(problems));
+        }
+        let _stopped = StopGuard(Arc::clone(&self.shared));
+        let mut resume = self.resume;
+        let mut had_position = resume.is_some();
+        let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
+        let m = &self.shared.metrics;
+        loop {
+            let before = (m.batches.load(Relaxed), m.snapshots.load(Relaxed));
+            let result = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                result = self.session(&mut resume, &mut had_position) => result,
+            };
+            m.connected.store(false, Relaxed);
+            let progressed = before != (m.batches.load(Relaxed), m.snapshots.load(Relaxed));
+            if progressed {
+                backoff.reset();
+            }
+            // A session only ends with an error; should one end without,
+            // it is retried like one whose stream ended.
+            let error = result.err().unwrap_or_else(|| ReplicateError::StreamEnded {
+                peer: self.source.name().to_owned(),
+            });
+            m.errors.fetch_add(1, Relaxed);
+            let immediate = match &error {
+                ReplicateError::ResumeImpossible { .. } => {
+                    tracing::info!(
+                        source = self.source.name(),
+                        target = self.target.name(),
+                        %error,
+                        "taking a fresh snapshot"
+                    );
+                    resume = None;
+                    progressed
+                }
+                _ => {
+                    tracing::warn!(
+                        source = self.source.name(),
+                        target = self.target.name(),
+                        error = %error_chain(&error),
+                        "replication interrupted; retrying"
+                    );
+                    false
+                }
+            };
+            *self
+                .shared
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(error_chain(&error));
+            if !immediate {
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(backoff.next()) => {}
+                }
+            }
+        }
+    }
+
+    /// One connection: checks both peers, snapshots if needed, then follows
+    /// the change stream until something fails.
+    async fn session(
+        &self,
+        resume: &mut Option<ResumePoint>,
+        had_position: &mut bool,
+    ) -> Result<()> {
+        let m = &self.shared.metrics;
+        let mut source = self.source.client();
+        let mut target = self.target.client();
+        let target_health = device::health(&self.target, &mut target).await?;
+        let source_health = device::health(&self.source, &mut source).await?;
+        m.source_head.store(source_health.head_revision, Relaxed);
+        let target_node = target_health.node_id;
+        if let Some(point) = *resume
+            && point.target_epoch != target_health.log_epoch
+        {
+            tracing::info!(
+                target = self.target.name(),
+                "the target restarted and may have lost what it acknowledged; taking a fresh snapshot"
+            );
+            *resume = None;
+        }
+        let point = match *resume {
+            Some(point) => point,
+            None => {
+                let point = self.snapshot(target_node, target_health.log_epoch).await?;
+                if *had_position {
+                    m.resnapshots.fetch_add(1, Relaxed);
+                }
+                *had_position = true;
+                *resume = Some(point);
+                point
+            }
+        };
+        m.connected.store(true, Relaxed);
+        self.follow(point, target_node, resume).await
+    }
+
+    /// Applies a snapshot of the source to the target, then deletes on the
+    /// target what came from elsewhere and the source no longer has (a
+    /// snapshot carries no tombstones, so deletes missed in a gap would
+    /// otherwise stay).
+    async fn snapshot(&self, target_node: u64, target_epoch: u64) -> Result<ResumePoint> {
+        let m = &self.shared.metrics;
+        let batch = self.config.apply_batch;
+        let mut source = self.source.client();
+        let mut target = self.target.client();
+        let (revision, source_epoch, entries) =
+            device::snapshot(&self.source, &mut source, self.config.snapshot_chunk).await?;
+        let keys: HashSet<Key> = entries
+            .iter()
+            .filter_map(|e| entry_from_wire(e).ok().map(|e| e.key))
+            .collect();
+        let (forward, echoes): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .partition(|e| device::origin(e) != target_node);
+        m.echo_suppressed.fetch_add(echoes.len() as u64, Relaxed);
+        m.snapshot_forwarded
+            .fetch_add(forward.len() as u64, Relaxed);
+        let (outcomes, epoch) = device::apply(&self.target, &mut target, forward, batch).await?;
+        check_target_epoch(&self.target, epoch, target_epoch, revision)?;
+        let tally = device::tally(&outcomes);
+        m.snapshot_applied.fetch_add(tally.applied, Relaxed);
+        m.rejected.fetch_add(tally.rejected, Relaxed);
+
+        let (_, _, held) =
+            device::snapshot(&self.target, &mut target, self.config.snapshot_chunk).await?;
+        let stale: Vec<pb::Entry> = held
+            .iter()
+            .filter(|e| self.config.mirror || device::origin(e) != target_node)
+            .filter(|e| entry_from_wire(e).is_ok_and(|e| !keys.contains(&e.key)))
+            .map(device::tombstone_of)
+            .collect();
+        if !stale.is_empty() {
+            let (outcomes, epoch) = device::apply(&self.target, &mut target, stale, batch).await?;
+            check_target_epoch(&self.target, epoch, target_epoch, revision)?;
+            m.stale_removed
+                .fetch_add(device::tally(&outcomes).applied, Relaxed);
+        }
+        m.snapshots.fetch_add(1, Relaxed);
+        m.snapshot_revision.store(revision, Relaxed);
+        m.source_head.fetch_max(revision, Relaxed);
+        let point = ResumePoint {
+            source_epoch,
+            revision,
+            target_epoch,
+        };
+        self.shared.acknowledge(point);
+        tracing::info!(
+            source = self.source.name(),
+            target = self.target.name(),
+            revision,
+            applied = tally.applied,
+            "snapshot applied"
+        );
+        Ok(point)
+    }
+
+    /// Follows the source's change stream from `point` until an error.
+    async fn follow(
+        &self,
+        point: ResumePoint,
+        target_node: u64,
+        resume: &mut Option<ResumePoint>,
+    ) -> Result<()> {
+        let m = &self.shared.metrics;
+        let watch_error = |status: tonic::Status| match status.code() {
+            tonic::Code::OutOfRange | tonic::Code::FailedPrecondition => {
+                ReplicateError::ResumeImpossible {
+                    revision: point.revision,
+                    reason: status.message().to_owned(),
+                }
+            }
+            _ => ReplicateError::rpc(self.source.name(), "Watch", status),
+        };
+        let mut stream = self
+            .source
+            .client()
+            .watch(pb::WatchRequest {
+                from_revision: point.revision,
+                log_epoch: point.source_epoch,
+                max_batch: self.config.watch_batch,
+            })
+            .await
+            .map_err(watch_error)?
+            .into_inner();
+        let (queue, mut batches) = mpsc::channel::<pb::ChangeBatch>(self.config.queue_batches);
+
+        let reader = async move {
+            let mut next = point.revision + 1;
+            while let Some(batch) = stream.message().await.map_err(watch_error)? {
+                if batch.log_epoch != point.source_epoch {
+                    return Err(ReplicateError::ResumeImpossible {
+                        revision: next - 1,
+                        reason: "the source's log epoch changed".into(),
+                    });
+                }
+                if batch.first_revision != next {
+                    return Err(ReplicateError::Protocol {
+                        peer: self.source.name().to_owned(),
+                        what: format!(
+                            "change batch starts at revision {} instead of {next}",
+                            batch.first_revision
+                        ),
+                    });
+                }
+                next += batch.entries.len() as u64;
+                m.source_head.fetch_max(next - 1, Relaxed);
+                // Waits while the queue is full: the Watch stream is not
+                // read meanwhile (backpressure).
+                if queue.send(batch).await.is_err() {
+                    break;
+                }
+            }
+            Err::<(), _>(ReplicateError::StreamEnded {
+                peer: self.source.name().to_owned(),
+            })
+        };
+
+        let applier = async {
+            let mut target = self.target.client();
+            let mut pending: Option<pb::ChangeBatch> = None;
+            loop {
+                let first = match pending.take() {
+                    Some(batch) => batch,
+                    None => match batches.recv().await {
+                        Some(batch) => batch,
+                        None => return Ok::<(), ReplicateError>(()),
+                    },
+                };
+                let mut last = first.first_revision + first.entries.len() as u64 - 1;
+                let mut entries = first.entries;
+                while entries.len() < self.config.apply_batch {
+                    match batches.try_recv() {
+                        Ok(batch)
+                            if entries.len() + batch.entries.len() <= self.config.apply_batch =>
+                        {
+                            last = batch.first_revision + batch.entries.len() as u64 - 1;
+                            entries.extend(batch.entries);
+                        }
+                        Ok(batch) => {
+                            pending = Some(batch);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let before = entries.len();
+                entries.retain(|e| device::origin(e) != target_node);
+                m.echo_suppressed
+                    .fetch_add((before - entries.len()) as u64, Relaxed);
+                if !entries.is_empty() {
+                    let walls: Vec<u64> = entries.iter().map(device::wall_ms).collect();
+                    m.forwarded.fetch_add(entries.len() as u64, Relaxed);
+                    let (outcomes, epoch) =
+                        device::apply(&self.target, &mut target, entries, self.config.apply_batch)
+                            .await?;
+                    check_target_epoch(&self.target, epoch, point.target_epoch, last)?;
+                    let done_us = now_us();
+                    let tally = device::tally(&outcomes);
+                    m.applied.fetch_add(tally.applied, Relaxed);
+                    m.unchanged.fetch_add(tally.unchanged, Relaxed);
+                    m.superseded.fetch_add(tally.superseded, Relaxed);
+                    m.rejected.fetch_add(tally.rejected, Relaxed);
+                    if tally.rejected > 0 {
+                        tracing::warn!(
+                            target = self.target.name(),
+                            rejected = tally.rejected,
+                            "the target refused replicated entries"
+                        );
+                    }
+                    for wall in &walls {
+                        m.lag
+                            .record(done_us.saturating_sub(wall.saturating_mul(1000)), 1);
+                    }
+                    if let Some(newest) = walls.iter().max() {
+                        m.newest_applied_wall_ms.fetch_max(*newest, Relaxed);
+                        m.last_apply_lag_us
+                            .store(done_us.saturating_sub(newest.saturating_mul(1000)), Relaxed);
+                    }
+                }
+                m.batches.fetch_add(1, Relaxed);
+                let acked = ResumePoint {
+                    revision: last,
+                    ..point
+                };
+                *resume = Some(acked);
+                self.shared.acknowledge(acked);
+            }
+        };
+
+        let head_poll = async {
+            let mut source = self.source.client();
+            loop {
+                tokio::time::sleep(self.config.head_poll).await;
+                // Only a figure for the status: a failed poll is left to
+                // the Watch stream to notice.
+                if let Ok(health) = device::health(&self.source, &mut source).await
+                    && health.log_epoch == point.source_epoch
+                {
+                    m.source_head.fetch_max(health.head_revision, Relaxed);
+                }
+            }
+        };
+
+        tokio::select! {
+            result = reader => result,
+            result = applier => result,
+            () = head_poll => Ok(()),
+        }
+    }
+}
+
+/// A target whose log epoch changed restarted and may have lost what it
+/// acknowledged.
+fn check_target_epoch(target: &Peer, now: u64, expected: u64, revision: u64) -> Result<()> {
+    if now != expected && now != 0 {
+        return Err(ReplicateError::ResumeImpossible {
+            revision,
+            reason: format!("the {} restarted", target.name()),
+        });
+    }
+    Ok(())
+}
+
+/// An error with its sources, for logs and the status.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl StreamHandle {
+    /// The stream's state and counters now.
+    pub fn status(&self) -> StreamStatus {
+        let last_error = self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.shared.metrics.status(last_error, now_us() / 1000)
+    }
+
+    /// The live counters (for the lag histogram).
+    pub fn metrics(&self) -> &StreamMetrics {
+        &self.shared.metrics
+    }
+
+    /// Where a new stream between the same peers can resume; `None` before
+    /// the first snapshot.
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        *self.shared.resume.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the target has applied everything of the source up to
+    /// `revision` (`None`: the source's head now) — what failover calls
+    /// before redirecting traffic, so that no session the primary knows
+    /// is missing on the shadow.
+    ///
+    /// # Errors
+    /// [`ReplicateError::DrainTimeout`] when `timeout` passes first,
+    /// [`ReplicateError::Rpc`] when the source cannot tell its head,
+    /// [`ReplicateError::SourceRestarted`] when the source restarts
+    /// meanwhile, [`ReplicateError::Stopped`] when the stream stops.
+    pub async fn drain_and_commit(
+        &self,
+        revision: Option<u64>,
+        timeout: Duration,
+    ) -> Result<DrainReport> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let timed_out = |epoch: u64, target: u64| ReplicateError::DrainTimeout {
+            target,
+            acked: self.shared.metrics.acked_revision.load(Relaxed),
+            epoch,
+            waited: started.elapsed(),
+        };
+        let mut source = self.source.client();
+        let health = tokio::time::timeout_at(deadline, device::health(&self.source, &mut source))
+            .await
+            .map_err(|_| timed_out(0, revision.unwrap_or(0)))??;
+        let target = revision.unwrap_or(health.head_revision);
+        let epoch = health.log_epoch;
+        let acked = self
+            .wait_until(epoch, target, deadline)
+            .await
+            .map_err(|e| match e {
+                ReplicateError::DrainTimeout { .. } => timed_out(epoch, target),
+                other => other,
+            })?;
+        Ok(DrainReport {
+            epoch,
+            revision: acked,
+            waited: started.elapsed(),
+        })
+    }
+
+    /// Waits until the target acknowledged `revision` of `epoch`; returns
+    /// the acknowledged revision.
+    pub(crate) async fn wait_until(
+        &self,
+        epoch: u64,
+        revision: u64,
+        deadline: Instant,
+    ) -> Result<u64> {
+        let mut progress = self.shared.progress.subscribe();
+        let mut seen_epoch = false;
+        loop {
+            let now = *progress.borrow_and_update();
+            if now.epoch == epoch {
+                seen_epoch = true;
+                if now.acked >= revision {
+                    return Ok(now.acked);
+                }
+            } else if seen_epoch {
+                return Err(ReplicateError::SourceRestarted {
+                    asked: epoch,
+                    now: now.epoch,
+                });
+            }
+            if now.stopped {
+                return Err(ReplicateError::Stopped);
+            }
+            match tokio::time::timeout_at(deadline, progress.changed()).await {
+                Err(_) => {
+                    return Err(ReplicateError::DrainTimeout {
+                        target: revision,
+                        acked: now.acked,
+                        epoch,
+                        waited: Duration::ZERO,
+                    });
+                }
+                Ok(Err(_)) => return Err(ReplicateError::Stopped),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(400));
+        let delays: Vec<Duration> = (0..5).map(|_| backoff.next()).collect();
+        let bounds = [100, 200, 400, 400, 400];
+        for (delay, bound) in delays.iter().zip(bounds) {
+            let bound = Duration::from_millis(bound);
+            assert!(
+                *delay >= bound / 2 && *delay <= bound,
+                "{delay:?} vs {bound:?}"
+            );
+        }
+        backoff.reset();
+        assert!(backoff.next() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn config_problems_are_all_listed() {
+        let config = StreamConfig {
+            watch_batch: 10_000,
+            apply_batch: 100,
+            queue_batches: 0,
+            backoff_initial: Duration::ZERO,
+            ..StreamConfig::default()
+        };
+        assert_eq!(config.validate().len(), 3, "{:?}", config.validate());
+        assert!(StreamConfig::default().validate().is_empty());
+    }
+}
