@@ -1,8 +1,10 @@
 //! Conntrack entries created in a network namespace through `umbra-netlink`
 //! (the shadow side of session replication): batches of 20,000 established
 //! TCP entries with their status bits (SEEN_REPLY|ASSURED: a NEW plus a
-//! status update each, the kernel refusing status on create), and a dump of
-//! them. Target of issue 5: at least 100,000 entries/s applied.
+//! status update each, the kernel refusing status on create), the same
+//! without status bits (one NEW each), an upsert of existing entries, a
+//! dump, and deletes (one request each). Target of issue 5: at least
+//! 100,000 entries/s applied.
 //!
 //! Needs root (it creates and deletes a namespace `umbra-bench-ct-PID`).
 //! Criterion reports the time per batch and, through `Throughput`, entries/s.
@@ -24,7 +26,7 @@ impl Drop for Namespace {
     }
 }
 
-fn entries(n: u32) -> Vec<ConntrackEntry> {
+fn entries(n: u32, with_status: bool) -> Vec<ConntrackEntry> {
     (0..n)
         .map(|i| {
             let src = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 1)) + (i >> 16));
@@ -39,6 +41,9 @@ fn entries(n: u32) -> Vec<ConntrackEntry> {
             };
             let mut e = ConntrackEntry::new(original, 600);
             e.tcp = Some(TcpInfo::with_state(TcpState::Established));
+            if !with_status {
+                e.status = 0;
+            }
             e
         })
         .collect()
@@ -54,7 +59,8 @@ fn bench_conntrack(c: &mut Criterion) {
     let _guard = Namespace(name.clone());
     let ns = NetNs::named(&name).expect("open the namespace");
     let ct = ns.conntrack();
-    let batch = entries(BATCH);
+    let batch = entries(BATCH, true);
+    let bare = entries(BATCH, false);
     let flush = || {
         let flushed = Command::new("ip")
             .args(["netns", "exec", &name, "conntrack", "-F"])
@@ -81,6 +87,47 @@ fn bench_conntrack(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    group.bench_function("create_without_status", |b| {
+        b.iter_batched(
+            flush,
+            |()| {
+                let outcome = ct.create_batch(&bare).expect("create");
+                assert!(
+                    outcome.failures.is_empty(),
+                    "{} failures",
+                    outcome.failures.len()
+                );
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("delete_one_by_one", |b| {
+        b.iter_batched(
+            || {
+                flush();
+                let outcome = ct.create_batch(&batch).expect("create");
+                assert!(
+                    outcome.failures.is_empty(),
+                    "{} failures",
+                    outcome.failures.len()
+                );
+            },
+            |()| {
+                for e in &batch {
+                    ct.delete(&e.original, e.zone).expect("delete");
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // The entries are there again for the next functions.
+    flush();
+    let created = ct.create_batch(&batch).expect("create");
+    assert!(
+        created.failures.is_empty(),
+        "{} failures",
+        created.failures.len()
+    );
     group.bench_function("upsert_existing", |b| {
         b.iter(|| {
             let outcome = ct.create_batch(&batch).expect("upsert");
