@@ -236,6 +236,14 @@ impl Scale {
     }
 }
 
+/// The values of `series` at the observation's timestamps when every one is
+/// present (none marked missing, all finite): the usual window, which the
+/// fast paths score straight from the values.
+fn complete<'a>(series: SeriesRef<'a>, timestamps_ms: &[i64]) -> Option<&'a [f64]> {
+    let values = &series.values[..series.values.len().min(timestamps_ms.len())];
+    (!series.has_missing() && values.iter().all(|v| v.is_finite())).then_some(values)
+}
+
 /// One metric's current deviation and how fast it grows: see
 /// [`Deviation::growth`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -269,12 +277,11 @@ impl Deviation {
         timestamps_ms: &[i64],
         scoring: &ZScoring,
     ) -> Result<f64, Unusable> {
-        let n = series.values.len().min(timestamps_ms.len());
-        let values = &series.values[..n];
-        if series.has_missing() || !values.iter().all(|v| v.is_finite()) {
+        let Some(values) = complete(series, timestamps_ms) else {
             // Rare: take the general path.
             return Self::of(series, timestamps_ms, scoring).map(|d| d.level);
-        }
+        };
+        let n = values.len();
         let scale = Scale::of(series, scoring)?;
         let needed = scoring.min_samples.max(2);
         if n < needed {
@@ -303,9 +310,7 @@ impl Deviation {
         slack: f64,
         direction: Direction,
     ) -> Result<Growth, Unusable> {
-        let n = series.values.len().min(timestamps_ms.len());
-        let (times, values) = (&timestamps_ms[..n], &series.values[..n]);
-        if series.has_missing() || !values.iter().all(|v| v.is_finite()) {
+        let Some(values) = complete(series, timestamps_ms) else {
             // Rare: take the general path.
             let d = Self::of(series, timestamps_ms, scoring)?;
             return Ok(Growth {
@@ -317,7 +322,9 @@ impl Deviation {
                 sigma: d.sigma,
                 samples: d.len(),
             });
-        }
+        };
+        let n = values.len();
+        let times = &timestamps_ms[..n];
         let scale = Scale::of(series, scoring)?;
         let needed = scoring.min_samples.max(2);
         if n < needed {
@@ -376,8 +383,9 @@ impl Deviation {
     ) -> Result<Self, Unusable> {
         let scale = Scale::of(series, scoring)?;
 
-        // This runs for every metric of both devices on every tick: one
-        // allocation, one pass.
+        // The general path (samples missing or not finite, or callers that
+        // want every sample); the usual window is scored by `growth` and
+        // `level_of` without building samples. One allocation, one pass.
         let n = series.values.len().min(timestamps_ms.len());
         let origin = timestamps_ms.get(n.wrapping_sub(1)).copied().unwrap_or(0) as f64;
         let mut missing = Vec::new();
@@ -392,30 +400,18 @@ impl Deviation {
         let mut samples = Vec::with_capacity(n);
         let mut last_value = 0.0;
         let (times, values) = (&timestamps_ms[..n], &series.values[..n]);
-        let z_of = |v: f64| scale.z(v);
         // i64 → f64 is exact for epoch milliseconds of this era.
         let t_of = |timestamp_ms: i64| (timestamp_ms as f64 - origin) * 1e-3;
-        if missing.is_empty() && values.iter().all(|v| v.is_finite()) {
-            // The usual window, every sample present: one straight pass
-            // the compiler can keep free of per-sample checks.
-            samples.extend(times.iter().zip(values).map(|(&timestamp_ms, &v)| ZSample {
+        for (i, (&timestamp_ms, &v)) in times.iter().zip(values).enumerate() {
+            if !v.is_finite() || missing.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            last_value = v;
+            samples.push(ZSample {
                 timestamp_ms,
                 t_s: t_of(timestamp_ms),
-                z: z_of(v),
-            }));
-            last_value = values.last().copied().unwrap_or(0.0);
-        } else {
-            for (i, (&timestamp_ms, &v)) in times.iter().zip(values).enumerate() {
-                if !v.is_finite() || missing.get(i).copied().unwrap_or(false) {
-                    continue;
-                }
-                last_value = v;
-                samples.push(ZSample {
-                    timestamp_ms,
-                    t_s: t_of(timestamp_ms),
-                    z: z_of(v),
-                });
-            }
+                z: scale.z(v),
+            });
         }
         // The same average as `stats::Ewma`, off the loop above so that
         // neither waits on the other.
