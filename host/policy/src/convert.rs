@@ -1,59 +1,11 @@
 //! Conversions between the `umbra-policy-logic` types (the host's vocabulary
 //! and the JSON case format) and the records of the generated bindings:
-//! the failover input (small; observations are lowered from borrowed
-//! records, see [`crate::lower`]) and every answer. Also the canned inputs
-//! a new policy is validated on.
+//! every answer (inputs are lowered from borrowed records, see
+//! [`crate::lower`]). Also the canned inputs a new policy is validated on.
 
 use umbra_policy_logic as logic;
 
 use crate::bindings::types as wit;
-
-fn prediction(p: &logic::Prediction) -> wit::Prediction {
-    wit::Prediction {
-        probability: p.probability,
-        horizon_ms: p.horizon_ms,
-        model_version: p.model_version.clone(),
-    }
-}
-
-fn drift_result_in(d: &logic::DriftResult) -> wit::DriftResult {
-    wit::DriftResult {
-        score: d.score,
-        rate_of_change: d.rate_of_change,
-        explanation: d.explanation.clone(),
-    }
-}
-
-fn state_in(s: &logic::FailoverState) -> wit::FailoverState {
-    wit::FailoverState {
-        consecutive_over: s.consecutive_over,
-        last_go_ms: s.last_go_ms,
-        recent_go_ms: s.recent_go_ms.clone(),
-    }
-}
-
-/// The failover input as the bindings take it.
-pub(crate) fn failover_input(i: &logic::FailoverInput) -> wit::FailoverInput {
-    wit::FailoverInput {
-        now_ms: i.now_ms,
-        drift: drift_result_in(&i.drift),
-        correlation: wit::CorrelationResult {
-            score: i.correlation.score,
-            signals: i
-                .correlation
-                .signals
-                .iter()
-                .map(|s| wit::Signal {
-                    name: s.name.clone(),
-                    weight: s.weight,
-                    detail: s.detail.clone(),
-                })
-                .collect(),
-        },
-        prediction: i.prediction.as_ref().map(prediction),
-        state: state_in(&i.state),
-    }
-}
 
 /// A drift policy's answer, moved out of the bindings' record.
 pub(crate) fn drift_result(d: wit::DriftResult) -> logic::DriftResult {

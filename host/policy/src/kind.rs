@@ -12,7 +12,7 @@ use crate::bindings;
 use crate::convert;
 use crate::lower;
 use crate::sandbox::HostState;
-use crate::unchecked::ObservationFunc;
+use crate::unchecked::{CheckedFunc, FailoverInputs, ObservationFunc};
 use crate::{OutputLimits, PolicyKind};
 
 /// One kind of policy.
@@ -259,9 +259,12 @@ impl Kind for Failover {
     const KIND: PolicyKind = PolicyKind::Failover;
     type Input = logic::FailoverInput;
     type Output = logic::FailoverDecision;
-    type WitInput<'a> = bindings::types::FailoverInput;
+    type WitInput<'a> = lower::FailoverInput<'a>;
     type Pre = bindings::failover::FailoverPolicyPre<HostState>;
-    type Bindings = bindings::failover::FailoverPolicy;
+    type Bindings = (
+        bindings::failover::FailoverPolicy,
+        CheckedFunc<FailoverInputs, bindings::types::FailoverDecision>,
+    );
     type FallbackConfig = logic::FailoverConfig;
 
     fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
@@ -272,7 +275,10 @@ impl Kind for Failover {
         pre: &Self::Pre,
         store: &mut Store<HostState>,
     ) -> wasmtime::Result<Self::Bindings> {
-        pre.instantiate(store)
+        let bindings = pre.instantiate(&mut *store)?;
+        let decide = *bindings.umbra_policy_failover().func_decide().func();
+        let decide = CheckedFunc::new(&*store, decide)?;
+        Ok((bindings, decide))
     }
 
     fn configure(
@@ -281,12 +287,13 @@ impl Kind for Failover {
         config: &Vec<(String, String)>,
     ) -> wasmtime::Result<Result<(), String>> {
         bindings
+            .0
             .umbra_policy_failover()
             .call_configure(store, config)
     }
 
     fn to_wit(input: &Self::Input) -> Self::WitInput<'_> {
-        convert::failover_input(input)
+        lower::failover_input(input)
     }
 
     fn call(
@@ -294,7 +301,7 @@ impl Kind for Failover {
         store: &mut Store<HostState>,
         input: &Self::WitInput<'_>,
     ) -> wasmtime::Result<Self::Output> {
-        let out = bindings.umbra_policy_failover().call_decide(store, input)?;
+        let out = bindings.1.call(store, input)?;
         Ok(convert::failover_decision(out))
     }
 

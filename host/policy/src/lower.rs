@@ -1,4 +1,5 @@
-//! Borrowed mirrors of the WIT input records, lowered straight from the
+//! Borrowed mirrors of the WIT input records (the observation and the
+//! failover input), lowered straight from the
 //! `umbra-policy-logic` types the caller holds: no string or sample vector
 //! is copied on the host before the canonical ABI copies it into the
 //! policy's memory (the owned records of the generated bindings would cost
@@ -90,6 +91,53 @@ pub(crate) struct Observation<'a> {
     prediction: Option<Prediction<'a>>,
 }
 
+#[derive(ComponentType, Lower)]
+#[component(record)]
+pub(crate) struct DriftResult<'a> {
+    score: f64,
+    #[component(name = "rate-of-change")]
+    rate_of_change: f64,
+    explanation: &'a str,
+}
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+pub(crate) struct Signal<'a> {
+    name: &'a str,
+    weight: f64,
+    detail: &'a str,
+}
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+pub(crate) struct CorrelationResult<'a> {
+    score: f64,
+    signals: Vec<Signal<'a>>,
+}
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+pub(crate) struct FailoverState<'a> {
+    #[component(name = "consecutive-over")]
+    consecutive_over: u32,
+    #[component(name = "last-go-ms")]
+    last_go_ms: Option<i64>,
+    #[component(name = "recent-go-ms")]
+    recent_go_ms: &'a [i64],
+}
+
+/// `umbra:policy/types.failover-input`, borrowed.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+pub(crate) struct FailoverInput<'a> {
+    #[component(name = "now-ms")]
+    now_ms: i64,
+    drift: DriftResult<'a>,
+    correlation: CorrelationResult<'a>,
+    prediction: Option<Prediction<'a>>,
+    state: FailoverState<'a>,
+}
+
 fn baseline(b: &logic::Baseline) -> Baseline {
     Baseline {
         mean: b.mean,
@@ -148,5 +196,36 @@ pub(crate) fn observation(o: &logic::Observation) -> Observation<'_> {
             tcp_resets: o.mirror.tcp_resets,
         },
         prediction: o.prediction.as_ref().map(prediction),
+    }
+}
+
+/// Borrows `i` for lowering: the list of signals is the only allocation.
+pub(crate) fn failover_input(i: &logic::FailoverInput) -> FailoverInput<'_> {
+    FailoverInput {
+        now_ms: i.now_ms,
+        drift: DriftResult {
+            score: i.drift.score,
+            rate_of_change: i.drift.rate_of_change,
+            explanation: &i.drift.explanation,
+        },
+        correlation: CorrelationResult {
+            score: i.correlation.score,
+            signals: i
+                .correlation
+                .signals
+                .iter()
+                .map(|s| Signal {
+                    name: &s.name,
+                    weight: s.weight,
+                    detail: &s.detail,
+                })
+                .collect(),
+        },
+        prediction: i.prediction.as_ref().map(prediction),
+        state: FailoverState {
+            consecutive_over: i.state.consecutive_over,
+            last_go_ms: i.state.last_go_ms,
+            recent_go_ms: &i.state.recent_go_ms,
+        },
     }
 }

@@ -1,7 +1,9 @@
 //! The crate's only `unsafe` code, kept to two wasmtime calls whose
 //! preconditions the callers cannot state in types.
 
-use wasmtime::component::{Component, ComponentNamedList, Func, Lift, TypedFunc};
+use wasmtime::component::{
+    Component, ComponentNamedList, ComponentType, Func, Lift, Lower, TypedFunc,
+};
 use wasmtime::{AsContext, AsContextMut};
 
 use crate::lower;
@@ -30,33 +32,40 @@ pub(crate) fn deserialize(
     }
 }
 
-/// An exported function taking an observation, type-checked once, when the
-/// instance is created, against the borrowed records of [`lower`].
+/// A family of borrowed input records of [`lower`], one per lifetime.
+pub(crate) trait Borrowed: 'static {
+    /// The record borrowing for `'a`.
+    type Of<'a>: ComponentType + Lower;
+}
+
+/// An exported function taking one borrowed input record, type-checked once,
+/// when the instance is created, against the records of [`lower`].
 ///
 /// `Func::typed` would check the types on every call (about 170 ns for the
 /// observation record, over 10 % of a small call); the check's result
 /// depends only on the Rust types and the component, not on lifetimes, so
 /// one check per instance is enough.
-pub(crate) struct ObservationFunc<R> {
+pub(crate) struct CheckedFunc<I, R> {
     func: Func,
-    _result: std::marker::PhantomData<fn() -> R>,
+    _types: std::marker::PhantomData<fn(I) -> R>,
 }
 
-impl<R> ObservationFunc<R>
+impl<I, R> CheckedFunc<I, R>
 where
+    I: Borrowed,
     R: Lift + 'static,
     (R,): ComponentNamedList + Lift,
 {
-    /// Checks that `func` takes an observation and returns `R`.
+    /// Checks that `func` takes an `I` and returns `R`.
     ///
     /// # Errors
     ///
     /// Wasmtime's type error if it does not.
     pub(crate) fn new(store: impl AsContext, func: Func) -> wasmtime::Result<Self> {
-        func.typed::<(&lower::Observation<'static>,), (R,)>(store)?;
+        func.typed::<(&I::Of<'static>,), (R,)>(store)?;
         Ok(Self {
             func,
-            _result: std::marker::PhantomData,
+            _types: std::marker::PhantomData,
         })
     }
 
@@ -68,15 +77,31 @@ where
     pub(crate) fn call(
         &self,
         mut store: impl AsContextMut,
-        input: &lower::Observation<'_>,
+        input: &I::Of<'_>,
     ) -> wasmtime::Result<R> {
         // SAFETY: `new` type-checked this very `Func` against
-        // `(&lower::Observation<'static>,) -> (R,)`; the type differs here
-        // only in lifetimes, which play no part in component-model types.
+        // `(&I::Of<'static>,) -> (R,)`; the type differs here only in
+        // lifetimes, which play no part in component-model types.
         #[allow(unsafe_code)]
-        let typed =
-            unsafe { TypedFunc::<(&lower::Observation<'_>,), (R,)>::new_unchecked(self.func) };
+        let typed = unsafe { TypedFunc::<(&I::Of<'_>,), (R,)>::new_unchecked(self.func) };
         let (out,) = typed.call(store.as_context_mut(), (input,))?;
         Ok(out)
     }
 }
+
+/// The observation, as [`lower::Observation`].
+pub(crate) struct ObservationInput;
+
+impl Borrowed for ObservationInput {
+    type Of<'a> = lower::Observation<'a>;
+}
+
+/// The failover input, as [`lower::FailoverInput`].
+pub(crate) struct FailoverInputs;
+
+impl Borrowed for FailoverInputs {
+    type Of<'a> = lower::FailoverInput<'a>;
+}
+
+/// An exported function taking an observation.
+pub(crate) type ObservationFunc<R> = CheckedFunc<ObservationInput, R>;

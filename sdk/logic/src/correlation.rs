@@ -22,6 +22,7 @@ use crate::config::{ConfigReader, num};
 use crate::deviation::{Deviation, ZScoring};
 use crate::drift::value;
 use crate::stats::{noisy_or, pearson, positive, ramp};
+use crate::text::{fixed, signed};
 use crate::types::{ConfigPairs, CorrelationResult, DeviceWindow, Observation, SeriesRef, Signal};
 
 /// A configured co-rise rule: both metrics of the primary rising together.
@@ -406,8 +407,12 @@ fn co_rise_signals(config: &CorrelationConfig, primary: &Deviations<'_>, out: &m
             (
                 format!("co-rise:{}+{}", rule.a, rule.b),
                 format!(
-                    "{} rose {:+.2} z and {} rose {:+.2} z over the window, in step (r {:.2})",
-                    rule.a, rise_a, rule.b, rise_b, r
+                    "{} rose {} z and {} rose {} z over the window, in step (r {})",
+                    rule.a,
+                    signed(rise_a, 2),
+                    rule.b,
+                    signed(rise_b, 2),
+                    fixed(r, 2)
                 ),
             )
         });
@@ -484,7 +489,7 @@ fn divergence_signals(config: &CorrelationConfig, observation: &Observation, out
             || {
                 (
                     format!("divergence:{metric}"),
-                    format!("primary z {p:+.2}, shadow z {s:+.2}"),
+                    format!("primary z {}, shadow z {}", signed(p, 2), signed(s, 2)),
                 )
             },
         );
@@ -532,8 +537,8 @@ fn health_signals(config: &CorrelationConfig, observation: &Observation, out: &m
                     (
                         format!("health:{}:5xx", check.name),
                         format!(
-                            "{errors} of {total} responses were 5xx ({:.1} %)",
-                            ratio * 100.0
+                            "{errors} of {total} responses were 5xx ({} %)",
+                            fixed(ratio * 100.0, 1)
                         ),
                     )
                 },
@@ -562,8 +567,10 @@ fn mirror_signals(config: &CorrelationConfig, observation: &Observation, out: &m
             (
                 "mirror:tcp-resets".to_owned(),
                 format!(
-                    "{} resets in {} mirrored flows ({:.2} per flow)",
-                    mirror.tcp_resets, mirror.flows, ratio
+                    "{} resets in {} mirrored flows ({} per flow)",
+                    mirror.tcp_resets,
+                    mirror.flows,
+                    fixed(ratio, 2)
                 ),
             )
         },

@@ -25,6 +25,7 @@ use crate::Result;
 use crate::config::{ConfigReader, num};
 use crate::deviation::{Deviation, Direction, Growth, Unusable, ZScoring};
 use crate::stats::ramp;
+use crate::text::{fixed, signed};
 use crate::types::{ConfigPairs, DriftResult, Observation};
 
 /// Metric scores at or above this are listed after the leading metric.
@@ -304,12 +305,12 @@ pub fn drift(config: &DriftConfig, observation: &Observation) -> DriftResult {
         Some(top) => {
             let _ = write!(
                 explanation,
-                "{} drifts most, score {:.2}: |z| growing {:+.3}/s (cusum {:.2}), z {:+.2} ({} vs baseline {}±{}, {} samples)",
+                "{} drifts most, score {}: |z| growing {}/s (cusum {}), z {} ({} vs baseline {}±{}, {} samples)",
                 top.metric,
-                top.score,
-                top.rate,
-                top.cusum,
-                top.level,
+                fixed(top.score, 2),
+                signed(top.rate, 3),
+                fixed(top.cusum, 2),
+                signed(top.level, 2),
                 value(top.value),
                 value(top.mean),
                 value(top.sigma),
@@ -321,7 +322,7 @@ pub fn drift(config: &DriftConfig, observation: &Observation) -> DriftResult {
                 .take(ALSO_MAX);
             for (i, m) in also.enumerate() {
                 let lead = if i == 0 { "; also" } else { "," };
-                let _ = write!(explanation, "{lead} {} {:.2}", m.metric, m.score);
+                let _ = write!(explanation, "{lead} {} {}", m.metric, fixed(m.score, 2));
             }
             (top.score, top.rate)
         }
@@ -354,15 +355,16 @@ impl std::fmt::Display for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let x = self.0;
         let a = x.abs();
-        if a >= 1000.0 {
-            write!(f, "{x:.0}")
+        let decimals = if a >= 1000.0 {
+            0
         } else if a >= 10.0 {
-            write!(f, "{x:.1}")
+            1
         } else if a >= 0.1 || a == 0.0 {
-            write!(f, "{x:.2}")
+            2
         } else {
-            write!(f, "{x:.4}")
-        }
+            4
+        };
+        fixed(x, decimals).fmt(f)
     }
 }
 

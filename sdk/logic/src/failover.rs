@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 
 use crate::Result;
 use crate::config::{ConfigReader, num};
+use crate::text::fixed;
 use crate::types::{ConfigPairs, FailoverDecision, FailoverInput, FailoverState, Verdict};
 
 /// One hour, in milliseconds: the window of the cap.
@@ -166,6 +167,21 @@ fn head(explanation: &str) -> &str {
     explanation.split(';').next().unwrap_or("").trim()
 }
 
+/// `text`, with `separator` appended unless it is empty: where the next
+/// part of a list goes.
+fn part<'a>(text: &'a mut String, separator: &str) -> &'a mut String {
+    if !text.is_empty() {
+        text.push_str(separator);
+    }
+    text
+}
+
+/// `text` with `prefix` in front, in `text`'s own buffer.
+fn prefixed(prefix: &str, mut text: String) -> String {
+    text.insert_str(0, prefix);
+    text
+}
+
 /// The default failover decision (see the module documentation).
 ///
 /// Deterministic and total: the same input always gives the same decision,
@@ -178,61 +194,80 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     let correlation = sane(input.correlation.score);
     let probability = input.prediction.as_ref().map(|p| sane(p.probability));
 
-    // Which triggers crossed their thresholds, and which did not.
-    let mut crossed: Vec<String> = Vec::new();
-    let mut below: Vec<String> = Vec::new();
-    let drift_text = match head(&input.drift.explanation) {
-        "" => String::new(),
-        h => format!(" [{h}]"),
-    };
+    // Which triggers crossed their thresholds ("; "-separated) and which did
+    // not (", "-separated), written straight into two strings: float
+    // formatting and small allocations were most of a decision's cost.
+    let mut crossed = String::with_capacity(192);
+    let mut below = String::with_capacity(96);
+    let drift_head = head(&input.drift.explanation);
     if drift >= config.drift_threshold {
-        crossed.push(format!(
-            "drift {drift:.2} ≥ {:.2}{drift_text}",
-            config.drift_threshold
-        ));
+        let text = part(&mut crossed, "; ");
+        let _ = write!(
+            text,
+            "drift {} ≥ {}",
+            fixed(drift, 2),
+            fixed(config.drift_threshold, 2)
+        );
+        if !drift_head.is_empty() {
+            let _ = write!(text, " [{drift_head}]");
+        }
     } else {
-        below.push(format!("drift {drift:.2} < {:.2}", config.drift_threshold));
+        let _ = write!(
+            part(&mut below, ", "),
+            "drift {} < {}",
+            fixed(drift, 2),
+            fixed(config.drift_threshold, 2)
+        );
     }
     match (&input.prediction, probability) {
         (Some(p), Some(prob)) => {
-            let about = format!(
-                "model {}, horizon {} s",
-                p.model_version,
-                p.horizon_ms / 1000
-            );
             if prob >= config.probability_threshold {
-                crossed.push(format!(
-                    "predictor {prob:.2} ≥ {:.2} ({about})",
-                    config.probability_threshold
-                ));
+                let _ = write!(
+                    part(&mut crossed, "; "),
+                    "predictor {} ≥ {} (model {}, horizon {} s)",
+                    fixed(prob, 2),
+                    fixed(config.probability_threshold, 2),
+                    p.model_version,
+                    p.horizon_ms / 1000
+                );
             } else {
-                below.push(format!(
-                    "predictor {prob:.2} < {:.2}",
-                    config.probability_threshold
-                ));
+                let _ = write!(
+                    part(&mut below, ", "),
+                    "predictor {} < {}",
+                    fixed(prob, 2),
+                    fixed(config.probability_threshold, 2)
+                );
             }
         }
-        _ => below.push("no prediction".to_owned()),
+        _ => part(&mut below, ", ").push_str("no prediction"),
     }
-    let top_signals: Vec<&str> = input
-        .correlation
-        .signals
-        .iter()
-        .take(3)
-        .map(|s| s.name.as_str())
-        .collect();
-    let signals_text = if top_signals.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", top_signals.join(", "))
+    // The top signals, " (a, b, c)", after a correlation that crossed.
+    let signals_text = |text: &mut String| {
+        for (i, s) in input.correlation.signals.iter().take(3).enumerate() {
+            text.push_str(if i == 0 { " (" } else { ", " });
+            text.push_str(&s.name);
+        }
+        if !input.correlation.signals.is_empty() {
+            text.push(')');
+        }
     };
     if let Some(threshold) = config.correlation_threshold {
         if correlation >= threshold {
-            crossed.push(format!(
-                "correlation {correlation:.2} ≥ {threshold:.2}{signals_text}"
-            ));
+            let text = part(&mut crossed, "; ");
+            let _ = write!(
+                text,
+                "correlation {} ≥ {}",
+                fixed(correlation, 2),
+                fixed(threshold, 2)
+            );
+            signals_text(text);
         } else {
-            below.push(format!("correlation {correlation:.2} < {threshold:.2}"));
+            let _ = write!(
+                part(&mut below, ", "),
+                "correlation {} < {}",
+                fixed(correlation, 2),
+                fixed(threshold, 2)
+            );
         }
     }
 
@@ -265,7 +300,7 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     if !over {
         return FailoverDecision {
             verdict: Verdict::Hold,
-            reason: format!("hold: nothing over threshold ({})", below.join(", ")),
+            reason: format!("hold: nothing over threshold ({below})"),
             state,
         };
     }
@@ -277,13 +312,15 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
         config.hysteresis
     }
     .max(1);
-    let mut reason = crossed.join("; ");
+    let mut reason = crossed;
     if corroborated {
         let _ = write!(
             reason,
-            "; corroborated by correlation {correlation:.2} ≥ {:.2}{signals_text}",
-            config.corroboration_threshold
+            "; corroborated by correlation {} ≥ {}",
+            fixed(correlation, 2),
+            fixed(config.corroboration_threshold, 2)
         );
+        signals_text(&mut reason);
     }
     let _ = write!(
         reason,
@@ -294,7 +331,7 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     if consecutive < needed {
         return FailoverDecision {
             verdict: Verdict::Hold,
-            reason: format!("hold: {reason}"),
+            reason: prefixed("hold: ", reason),
             state,
         };
     }
@@ -331,7 +368,7 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     }
     FailoverDecision {
         verdict: Verdict::Go,
-        reason: format!("go: {reason}"),
+        reason: prefixed("go: ", reason),
         state,
     }
 }

@@ -24,6 +24,7 @@ pub mod deviation;
 pub mod drift;
 pub mod failover;
 pub mod stats;
+pub mod text;
 pub mod types;
 
 pub use case::{Case, CaseInput, CaseOutput, PolicyKind};

@@ -53,7 +53,7 @@ pub use umbra_policy_logic as logic;
 pub use umbra_policy_logic::types::*;
 pub use umbra_policy_logic::{
     Case, CaseInput, CaseOutput, ConfigProblem, ConfigReader, CorrelationConfig, DriftConfig,
-    Error, FailoverConfig, PolicyKind, Result, WIT_VERSION, deviation, stats,
+    Error, FailoverConfig, PolicyKind, Result, WIT_VERSION, deviation, stats, text,
 };
 
 pub use correlation::CorrelationPolicy;
