@@ -18,13 +18,25 @@
 //! baseline is extended from detecting to predicting. The drift score is the
 //! highest metric score, and the explanation names that metric with its
 //! numbers.
+//!
+//! **Shadow-relative** (`shadow-relative`, on by default): the shadow sees
+//! the same traffic (mirrored), so a load surge moves both devices while a
+//! failing primary moves alone. Where the shadow has the same metric, the
+//! ramps take what the primary shows *beyond* the shadow: its rate minus the
+//! shadow's growth, its cusum minus the shadow's, its |level| minus the
+//! shadow's, the shadow's deviation counted on the primary's side of the
+//! baseline only (a shadow deviating the other way, or recovering, shares
+//! nothing). Such a score is never above
+//! the primary's own, so metrics the primary alone scores 0 are not looked
+//! up on the shadow. Without a shadow series (or with the option off) a
+//! metric is scored on the primary alone, as the patent's baseline does.
 
 use std::fmt::Write as _;
 
 use crate::Result;
 use crate::config::{ConfigReader, num};
 use crate::deviation::{Deviation, Direction, Growth, Unusable, ZScoring};
-use crate::stats::ramp;
+use crate::stats::{positive, ramp};
 use crate::text::{fixed, signed};
 use crate::types::{ConfigPairs, DriftResult, Observation};
 
@@ -47,6 +59,7 @@ const ALSO_MAX: usize = 3;
 /// | `z-low` | 2 | \|level\| below which the level part is 0 |
 /// | `z-high` | 6 | \|level\| at which the level part is 1 |
 /// | `rate-weight` | 0.6 | weight of the rate of change against the level, in [0, 1] |
+/// | `shadow-relative` | true | score what the primary does beyond what the shadow does on the same metric (see below) |
 ///
 /// plus the z-scoring keys of [`ZScoring`] (`ewma-alpha`, `min-samples`,
 /// `min-baseline-samples`, `min-stddev-ratio`).
@@ -74,6 +87,8 @@ pub struct DriftConfig {
     pub z_high: f64,
     /// Weight of the rate of change against the level.
     pub rate_weight: f64,
+    /// Score the primary's drift beyond the shadow's on the same metric.
+    pub shadow_relative: bool,
 }
 
 impl Default for DriftConfig {
@@ -92,6 +107,7 @@ impl Default for DriftConfig {
             z_low: 2.0,
             z_high: 6.0,
             rate_weight: 0.6,
+            shadow_relative: true,
         }
     }
 }
@@ -123,6 +139,7 @@ impl DriftConfig {
                 |x| (0.0..=1.0).contains(&x),
                 "in [0, 1]",
             ),
+            shadow_relative: r.bool("shadow-relative", d.shadow_relative),
         };
         for metric in &config.rising_only {
             if config.falling_only.contains(metric) {
@@ -162,6 +179,10 @@ impl DriftConfig {
             ("z-low".to_owned(), num(self.z_low)),
             ("z-high".to_owned(), num(self.z_high)),
             ("rate-weight".to_owned(), num(self.rate_weight)),
+            (
+                "shadow-relative".to_owned(),
+                self.shadow_relative.to_string(),
+            ),
         ]);
         out
     }
@@ -210,6 +231,25 @@ pub struct MetricDrift<'a> {
     pub sigma: f64,
     /// Samples used.
     pub samples: usize,
+    /// The shadow's own drift on the same metric, when the score was made
+    /// shadow-relative.
+    pub shadow: Option<ShadowDrift>,
+    /// The score the primary alone would get (equal to `score` unless the
+    /// shadow drifts too).
+    pub primary_score: f64,
+}
+
+/// The shadow's drift on a metric, which a shadow-relative score discounts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShadowDrift {
+    /// Growth of the shadow's |z|, in z per second.
+    pub rate: f64,
+    /// Upward CUSUM of the derivative of the shadow's |z|, in z.
+    pub cusum: f64,
+    /// The shadow's deviation: EWMA of its z (signed).
+    pub level: f64,
+    /// The part of `level` on the primary's side of the baseline (≥ 0).
+    pub magnitude: f64,
 }
 
 /// Every metric's drift, strongest first, and the metrics that could not be
@@ -249,9 +289,25 @@ pub fn analyse<'a>(config: &'a DriftConfig, observation: &'a Observation) -> Dri
         );
         match growth {
             Ok(growth) => {
-                analysis
-                    .metrics
-                    .push(score_metric(config, series.name, direction, &growth))
+                let mut scored = score_metric(config, series.name, direction, &growth, None);
+                // A shadow-relative score is never above the primary's own
+                // (it subtracts what the shadow shows), so a metric the
+                // primary alone scores 0 needs no look at the shadow.
+                if config.shadow_relative && scored.score > 0.0 {
+                    // Only a shadow deviating the same way shares the drift.
+                    let shared = match direction {
+                        Direction::Both if growth.level < 0.0 => Direction::Falling,
+                        Direction::Both => Direction::Rising,
+                        one_sided => one_sided,
+                    };
+                    if let Some(shadow) = shadow_drift(config, observation, series.name, shared) {
+                        let alone = scored.score;
+                        scored =
+                            score_metric(config, series.name, direction, &growth, Some(shadow));
+                        scored.primary_score = alone;
+                    }
+                }
+                analysis.metrics.push(scored);
             }
             Err(why) => analysis.skipped.push((series.name, unusable(&why))),
         }
@@ -265,21 +321,60 @@ fn unusable(why: &Unusable) -> String {
     why.to_string()
 }
 
+/// The shadow's drift on `metric` in `direction` (the side of the baseline
+/// the primary is on), if the shadow has a usable series of it.
+fn shadow_drift(
+    config: &DriftConfig,
+    observation: &Observation,
+    metric: &str,
+    direction: Direction,
+) -> Option<ShadowDrift> {
+    let series = observation.shadow.get(metric)?;
+    let g = Deviation::growth(
+        series,
+        &observation.timestamps_ms,
+        &config.scoring,
+        config.rate_window,
+        config.cusum_slack,
+        direction,
+    )
+    .ok()?;
+    Some(ShadowDrift {
+        rate: g.rate,
+        cusum: g.cusum,
+        level: g.level,
+        magnitude: direction.magnitude(g.level),
+    })
+}
+
 fn score_metric<'a>(
     config: &DriftConfig,
     metric: &'a str,
     direction: Direction,
     g: &Growth,
+    shadow: Option<ShadowDrift>,
 ) -> MetricDrift<'a> {
-    let rate_part = ramp(g.rate, 0.0, config.rate_high);
-    let cusum_part = ramp(g.cusum, 0.0, config.cusum_high);
-    let level_part = ramp(direction.magnitude(g.level), config.z_low, config.z_high);
+    // What the primary shows beyond the shadow: the shadow's growth and
+    // deviation (never its recovery) are subtracted.
+    let (rate, cusum, magnitude) = match shadow {
+        Some(s) => (
+            g.rate - positive(s.rate),
+            g.cusum - s.cusum,
+            direction.magnitude(g.level) - s.magnitude,
+        ),
+        None => (g.rate, g.cusum, direction.magnitude(g.level)),
+    };
+    let rate_part = ramp(rate, 0.0, config.rate_high);
+    let cusum_part = ramp(cusum, 0.0, config.cusum_high);
+    let level_part = ramp(magnitude, config.z_low, config.z_high);
     let w = config.rate_weight.clamp(0.0, 1.0);
     let score = (w * (rate_part + cusum_part) / 2.0 + (1.0 - w) * level_part).clamp(0.0, 1.0);
+    let score = if score.is_nan() { 0.0 } else { score };
     MetricDrift {
         metric,
         direction,
-        score: if score.is_nan() { 0.0 } else { score },
+        score,
+        primary_score: score,
         rate: g.rate,
         cusum: g.cusum,
         level: g.level,
@@ -290,6 +385,7 @@ fn score_metric<'a>(
         mean: g.mean,
         sigma: g.sigma,
         samples: g.samples,
+        shadow,
     }
 }
 
@@ -316,6 +412,20 @@ pub fn drift(config: &DriftConfig, observation: &Observation) -> DriftResult {
                 value(top.sigma),
                 top.samples,
             );
+            // Shown when the shadow made a visible difference.
+            match top.shadow {
+                Some(shadow) if top.primary_score - top.score >= 0.005 => {
+                    let _ = write!(
+                        explanation,
+                        "; {} on the primary alone, but the shadow drifts too: |z| growing {}/s (cusum {}), z {}",
+                        fixed(top.primary_score, 2),
+                        signed(shadow.rate, 3),
+                        fixed(shadow.cusum, 2),
+                        signed(shadow.level, 2)
+                    );
+                }
+                _ => {}
+            }
             let also = analysis.metrics[1..]
                 .iter()
                 .filter(|m| m.score >= ALSO_MIN_SCORE)
@@ -440,6 +550,66 @@ mod tests {
                 .message
                 .contains("`z-low` (7) must be below `z-high` (6)")
         );
+    }
+
+    /// A CPU ramp from 50 to 80 over the newest 30 samples (baseline 50 ± 5).
+    fn cpu_ramp(height: f64) -> Series {
+        let values = (0..60)
+            .map(|i| 50.0 + height * (f64::from(i) - 29.0).max(0.0) / 30.0)
+            .collect();
+        series("cpu", values, 50.0, 5.0)
+    }
+
+    #[test]
+    fn a_drift_the_shadow_shares_is_discounted() {
+        let config = DriftConfig::default();
+        let alone = drift(&config, &observation(vec![cpu_ramp(30.0)]));
+        assert!(alone.score > 0.7, "{alone:?}");
+        assert!(
+            !alone.explanation.contains("shadow"),
+            "{}",
+            alone.explanation
+        );
+
+        // The same surge on the shadow: nothing left beyond it.
+        let mut shared = observation(vec![cpu_ramp(30.0)]);
+        shared.shadow = DeviceWindow::from_series(vec![cpu_ramp(30.0)]).unwrap();
+        let both = drift(&config, &shared);
+        assert_eq!(both.score, 0.0, "{both:?}");
+
+        // Half of it on the shadow: the primary's excess still scores,
+        // below the primary alone, and the explanation says why.
+        let mut half = observation(vec![cpu_ramp(30.0)]);
+        half.shadow = DeviceWindow::from_series(vec![cpu_ramp(15.0)]).unwrap();
+        let partly = drift(&config, &half);
+        assert!(
+            partly.score > 0.0 && partly.score < alone.score,
+            "{partly:?}"
+        );
+        assert!(
+            partly
+                .explanation
+                .contains("on the primary alone, but the shadow drifts too"),
+            "{}",
+            partly.explanation
+        );
+
+        // A shadow deviating the other way shares nothing.
+        let mut opposite = observation(vec![cpu_ramp(30.0)]);
+        opposite.shadow = DeviceWindow::from_series(vec![cpu_ramp(-30.0)]).unwrap();
+        assert_eq!(drift(&config, &opposite).score, alone.score);
+
+        // Off, the shadow is not looked at.
+        let off = DriftConfig {
+            shadow_relative: false,
+            ..DriftConfig::default()
+        };
+        assert_eq!(drift(&off, &shared), alone);
+        // A shadow without the metric leaves the primary's score alone.
+        let mut other = observation(vec![cpu_ramp(30.0)]);
+        other.shadow =
+            DeviceWindow::from_series(vec![series("memory", vec![40.0; 60], 40.0, 2.0)]).unwrap();
+        assert_eq!(drift(&config, &other), alone);
     }
 
     #[test]
