@@ -6,7 +6,11 @@
 //!
 //! Correlation also raises confidence: when its score reaches
 //! `corroboration-threshold`, fewer consecutive evaluations over threshold
-//! are needed (`corroborated-hysteresis` instead of `hysteresis`).
+//! are needed (`corroborated-hysteresis` instead of `hysteresis`). Drift on
+//! its own — neither the predictor nor the correlation over threshold, nor
+//! corroboration — must hold longer (`drift-hysteresis`): a benign blip on
+//! the primary moves its baselines as sharply as the start of a fault does,
+//! but only a fault keeps going.
 //!
 //! The decision is a pure function of its input: the hysteresis count and
 //! the failover times travel in [`FailoverState`], in the input and back in
@@ -32,6 +36,7 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// | `corroboration-threshold` | 0.5 | correlation score at or above which a trigger counts as corroborated, in [0, 1] |
 /// | `hysteresis` | 3 | consecutive evaluations over threshold needed to go (≥ 1) |
 /// | `corroborated-hysteresis` | 2 | the same when corroborated (≥ 1, at most `hysteresis`) |
+/// | `drift-hysteresis` | 120 | the same when drift is the only trigger over threshold and uncorroborated (≥ 1; `hysteresis` if lower): 60 s at the 500 ms tick |
 /// | `cooldown-ms` | 300000 | no new failover sooner than this after the last one (≥ 0) |
 /// | `max-per-hour` | 2 | failovers allowed in any hour (≥ 1) |
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +53,9 @@ pub struct FailoverConfig {
     pub hysteresis: u32,
     /// Consecutive evaluations needed when corroborated.
     pub corroborated_hysteresis: u32,
+    /// Consecutive evaluations needed when drift alone is over threshold,
+    /// uncorroborated (at least `hysteresis` in effect).
+    pub drift_hysteresis: u32,
     /// Minimum time between two failovers, in milliseconds.
     pub cooldown_ms: i64,
     /// Failovers allowed in any hour.
@@ -63,6 +71,7 @@ impl Default for FailoverConfig {
             corroboration_threshold: 0.5,
             hysteresis: 3,
             corroborated_hysteresis: 2,
+            drift_hysteresis: 120,
             cooldown_ms: 300_000,
             max_per_hour: 2,
         }
@@ -111,6 +120,12 @@ impl FailoverConfig {
                 |n| n >= 1,
                 "at least 1",
             ),
+            drift_hysteresis: r.u32(
+                "drift-hysteresis",
+                d.drift_hysteresis,
+                |n| n >= 1,
+                "at least 1",
+            ),
             cooldown_ms: r.i64("cooldown-ms", d.cooldown_ms, |n| n >= 0, "at least 0"),
             max_per_hour: r.u32("max-per-hour", d.max_per_hour, |n| n >= 1, "at least 1"),
         };
@@ -150,6 +165,7 @@ impl FailoverConfig {
                 "corroborated-hysteresis".into(),
                 self.corroborated_hysteresis.to_string(),
             ),
+            ("drift-hysteresis".into(), self.drift_hysteresis.to_string()),
             ("cooldown-ms".into(), self.cooldown_ms.to_string()),
             ("max-per-hour".into(), self.max_per_hour.to_string()),
         ]
@@ -200,7 +216,8 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     let mut crossed = String::with_capacity(192);
     let mut below = String::with_capacity(96);
     let drift_head = head(&input.drift.explanation);
-    if drift >= config.drift_threshold {
+    let drift_over = drift >= config.drift_threshold;
+    if drift_over {
         let text = part(&mut crossed, "; ");
         let _ = write!(
             text,
@@ -286,6 +303,12 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     }
 
     let over = !crossed.is_empty();
+    // Drift is the only trigger when nothing else wrote to `crossed`.
+    let drift_alone = drift_over
+        && probability.is_none_or(|p| p < config.probability_threshold)
+        && config
+            .correlation_threshold
+            .is_none_or(|threshold| correlation < threshold);
     let consecutive = if over {
         input.state.consecutive_over.saturating_add(1)
     } else {
@@ -308,6 +331,8 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     let corroborated = correlation >= config.corroboration_threshold;
     let needed = if corroborated {
         config.corroborated_hysteresis.min(config.hysteresis)
+    } else if drift_alone {
+        config.drift_hysteresis.max(config.hysteresis)
     } else {
         config.hysteresis
     }
@@ -324,8 +349,13 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     }
     let _ = write!(
         reason,
-        "; over threshold {consecutive} evaluation{} in a row, {needed} needed",
-        if consecutive == 1 { "" } else { "s" }
+        "; over threshold {consecutive} evaluation{} in a row, {needed} needed{}",
+        if consecutive == 1 { "" } else { "s" },
+        if drift_alone && !corroborated && config.drift_hysteresis > config.hysteresis {
+            " (drift alone)"
+        } else {
+            ""
+        }
     );
 
     if consecutive < needed {
@@ -455,9 +485,18 @@ mod tests {
         );
     }
 
+    /// The default configuration with drift alone held no longer than the
+    /// other triggers.
+    fn quick_drift() -> FailoverConfig {
+        FailoverConfig {
+            drift_hysteresis: 3,
+            ..FailoverConfig::default()
+        }
+    }
+
     #[test]
     fn drift_alone_goes_after_hysteresis() {
-        let config = FailoverConfig::default();
+        let config = quick_drift();
         let mut state = FailoverState::default();
         let mut verdicts = Vec::new();
         for tick in 0..4 {
@@ -471,6 +510,47 @@ mod tests {
         );
         assert_eq!(state.last_go_ms, Some(2000));
         assert_eq!(state.recent_go_ms, vec![2000]);
+    }
+
+    #[test]
+    fn drift_alone_must_hold_for_drift_hysteresis() {
+        let config = FailoverConfig {
+            drift_hysteresis: 5,
+            ..FailoverConfig::default()
+        };
+        // Drift alone: five evaluations in a row.
+        let mut state = FailoverState::default();
+        let mut verdicts = Vec::new();
+        for tick in 0..5 {
+            let d = failover(&config, &input(tick * 1000, 0.9, None, 0.0, state));
+            if tick == 2 {
+                assert!(
+                    d.reason
+                        .ends_with("3 evaluations in a row, 5 needed (drift alone)"),
+                    "{}",
+                    d.reason
+                );
+            }
+            verdicts.push(d.verdict);
+            state = d.state;
+        }
+        use Verdict::{Go, Hold};
+        assert_eq!(verdicts, vec![Hold, Hold, Hold, Hold, Go]);
+
+        // The predictor joining in: its own hysteresis (3) is enough.
+        let state = FailoverState {
+            consecutive_over: 2,
+            ..FailoverState::default()
+        };
+        let d = failover(&config, &input(10_000, 0.9, Some(0.85), 0.0, state.clone()));
+        assert_eq!(d.verdict, Go, "{}", d.reason);
+        // Corroborated by correlation: the corroborated hysteresis (2).
+        let state = FailoverState {
+            consecutive_over: 1,
+            ..FailoverState::default()
+        };
+        let d = failover(&config, &input(10_000, 0.9, None, 0.6, state));
+        assert_eq!(d.verdict, Go, "{}", d.reason);
     }
 
     #[test]
@@ -563,7 +643,7 @@ mod tests {
             last_go_ms: Some(1_000_000),
             recent_go_ms: vec![1_000_000],
         };
-        let config = FailoverConfig::default();
+        let config = quick_drift();
         let held = failover(
             &config,
             &input(1_000_000 + 299_999, 0.9, None, 0.0, state.clone()),
@@ -588,7 +668,7 @@ mod tests {
             last_go_ms: Some(2_000_000),
             recent_go_ms: vec![1_000_000, 2_000_000, -5],
         };
-        let config = FailoverConfig::default();
+        let config = quick_drift();
         let held = failover(
             &config,
             &input(999_999 + HOUR_MS, 0.9, None, 0.0, state.clone()),

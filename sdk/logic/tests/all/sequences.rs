@@ -91,7 +91,13 @@ fn sustained_fault_goes_once_then_cools_down_then_caps() {
     let ticks: Vec<_> = (0..120)
         .map(|i| (T0 + i * MINUTE, 0.9, Some(0.5)))
         .collect();
-    let steps = run(&FailoverConfig::default(), &ticks);
+    // Drift alone, held as long as the other triggers (the default holds it
+    // for 120 evaluations, a minute at the usual tick, not two hours).
+    let config = FailoverConfig {
+        drift_hysteresis: 3,
+        ..FailoverConfig::default()
+    };
+    let steps = run(&config, &ticks);
     let gos: Vec<i64> = steps
         .iter()
         .filter(|s| s.verdict == Verdict::Go)
@@ -128,6 +134,7 @@ fn cap_window_is_one_hour_exactly() {
     let config = FailoverConfig {
         hysteresis: 1,
         corroborated_hysteresis: 1,
+        drift_hysteresis: 1,
         cooldown_ms: 0,
         max_per_hour: 2,
         ..FailoverConfig::default()

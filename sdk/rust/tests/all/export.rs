@@ -157,7 +157,11 @@ fn a_policy_refusing_the_empty_configuration_traps_if_never_configured() {
 fn a_configured_failover_policy_decides() {
     configure(
         &FAILOVER,
-        &pairs(&[("hysteresis", "1"), ("corroborated-hysteresis", "1")]),
+        &pairs(&[
+            ("hysteresis", "1"),
+            ("corroborated-hysteresis", "1"),
+            ("drift-hysteresis", "1"),
+        ]),
         NeedsConfig::configure,
     )
     .unwrap();
