@@ -264,10 +264,60 @@ pub struct DriftAnalysis<'a> {
 
 /// Scores every selected metric of the primary.
 pub fn analyse<'a>(config: &'a DriftConfig, observation: &'a Observation) -> DriftAnalysis<'a> {
+    let (mut analysis, growths) = primary_alone(config, observation);
+    for (scored, growth) in analysis.metrics.iter_mut().zip(&growths) {
+        relate_to_shadow(config, observation, scored, growth);
+    }
+    // A stable sort keeps ties in the window's order: deterministic.
+    analysis.metrics.sort_by(|a, b| b.score.total_cmp(&a.score));
+    analysis
+}
+
+/// What [`drift`] needs of [`analyse`], for less: the leading metric and the
+/// others at or above [`ALSO_MIN_SCORE`] exactly as `analyse` gives them, in
+/// the same order; the other metrics keep their primary-alone score, which
+/// is an upper bound of their shadow-relative one. A shadow-relative score
+/// is never above the primary's own, so a metric whose own score is below
+/// both [`ALSO_MIN_SCORE`] and the best score found so far can neither lead
+/// nor be listed, and its shadow is not looked at.
+fn analyse_decisive<'a>(
+    config: &'a DriftConfig,
+    observation: &'a Observation,
+) -> DriftAnalysis<'a> {
+    let (mut analysis, growths) = primary_alone(config, observation);
+    if config.shadow_relative {
+        let mut order: Vec<usize> = (0..analysis.metrics.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&analysis.metrics[a], &analysis.metrics[b]);
+            b.score.total_cmp(&a.score)
+        });
+        let mut best = f64::NEG_INFINITY;
+        for i in order {
+            let scored = &mut analysis.metrics[i];
+            if scored.score < ALSO_MIN_SCORE && scored.score < best {
+                break;
+            }
+            relate_to_shadow(config, observation, scored, &growths[i]);
+            if scored.score > best {
+                best = scored.score;
+            }
+        }
+    }
+    analysis.metrics.sort_by(|a, b| b.score.total_cmp(&a.score));
+    analysis
+}
+
+/// Every selected metric scored on the primary alone (in the window's
+/// order, with its growth), and the metrics that could not be scored.
+fn primary_alone<'a>(
+    config: &'a DriftConfig,
+    observation: &'a Observation,
+) -> (DriftAnalysis<'a>, Vec<Growth>) {
     let mut analysis = DriftAnalysis {
         metrics: Vec::with_capacity(observation.primary.len()),
         skipped: Vec::new(),
     };
+    let mut growths = Vec::with_capacity(observation.primary.len());
     for name in &config.metrics {
         if observation.primary.get(name).is_none() {
             analysis.skipped.push((name, "not observed".to_owned()));
@@ -289,32 +339,48 @@ pub fn analyse<'a>(config: &'a DriftConfig, observation: &'a Observation) -> Dri
         );
         match growth {
             Ok(growth) => {
-                let mut scored = score_metric(config, series.name, direction, &growth, None);
-                // A shadow-relative score is never above the primary's own
-                // (it subtracts what the shadow shows), so a metric the
-                // primary alone scores 0 needs no look at the shadow.
-                if config.shadow_relative && scored.score > 0.0 {
-                    // Only a shadow deviating the same way shares the drift.
-                    let shared = match direction {
-                        Direction::Both if growth.level < 0.0 => Direction::Falling,
-                        Direction::Both => Direction::Rising,
-                        one_sided => one_sided,
-                    };
-                    if let Some(shadow) = shadow_drift(config, observation, series.name, shared) {
-                        let alone = scored.score;
-                        scored =
-                            score_metric(config, series.name, direction, &growth, Some(shadow));
-                        scored.primary_score = alone;
-                    }
-                }
-                analysis.metrics.push(scored);
+                analysis
+                    .metrics
+                    .push(score_metric(config, series.name, direction, &growth, None));
+                growths.push(growth);
             }
             Err(why) => analysis.skipped.push((series.name, unusable(&why))),
         }
     }
-    // A stable sort keeps ties in the window's order: deterministic.
-    analysis.metrics.sort_by(|a, b| b.score.total_cmp(&a.score));
-    analysis
+    (analysis, growths)
+}
+
+/// Makes `scored` (the primary alone) shadow-relative when configured and
+/// the shadow has the metric.
+fn relate_to_shadow<'a>(
+    config: &DriftConfig,
+    observation: &Observation,
+    scored: &mut MetricDrift<'a>,
+    growth: &Growth,
+) {
+    // A shadow-relative score is never above the primary's own (it
+    // subtracts what the shadow shows), so a metric the primary alone
+    // scores 0 needs no look at the shadow.
+    if !config.shadow_relative || scored.score <= 0.0 {
+        return;
+    }
+    // Only a shadow deviating the same way shares the drift.
+    let shared = match scored.direction {
+        Direction::Both if growth.level < 0.0 => Direction::Falling,
+        Direction::Both => Direction::Rising,
+        one_sided => one_sided,
+    };
+    if let Some(shadow) = shadow_drift(config, observation, scored.metric, shared) {
+        let alone = scored.score;
+        *scored = score_metric(
+            config,
+            scored.metric,
+            scored.direction,
+            growth,
+            Some(shadow),
+        );
+        scored.primary_score = alone;
+    }
 }
 
 fn unusable(why: &Unusable) -> String {
@@ -395,7 +461,12 @@ fn score_metric<'a>(
 /// no metric could be scored). Deterministic, total: never panics, never
 /// returns NaN.
 pub fn drift(config: &DriftConfig, observation: &Observation) -> DriftResult {
-    let analysis = analyse(config, observation);
+    explain(&analyse_decisive(config, observation))
+}
+
+/// The drift result of an analysis: the leading metric's score, rate and
+/// explanation. `explain(&analyse(c, o)) == drift(c, o)`.
+pub fn explain(analysis: &DriftAnalysis<'_>) -> DriftResult {
     let mut explanation = String::new();
     let (score, rate_of_change) = match analysis.metrics.first() {
         Some(top) => {
@@ -610,6 +681,43 @@ mod tests {
         other.shadow =
             DeviceWindow::from_series(vec![series("memory", vec![40.0; 60], 40.0, 2.0)]).unwrap();
         assert_eq!(drift(&config, &other), alone);
+    }
+
+    #[test]
+    fn drift_looks_at_the_shadow_only_where_it_matters_and_answers_the_same() {
+        // Ramps of every height on both devices, so that metrics lead, are
+        // listed, or neither, before and after the shadow is subtracted.
+        let names = ["cpu", "memory", "drops", "http-5xx-rate", "tcp-resets"];
+        let window = |heights: &[f64]| {
+            DeviceWindow::from_series(
+                names
+                    .iter()
+                    .zip(heights)
+                    .map(|(name, &h)| Series {
+                        name: (*name).into(),
+                        ..cpu_ramp(h)
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
+        let config = DriftConfig::default();
+        let mut state = 7_u64;
+        for _ in 0..300 {
+            let mut height = || {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                (state >> 33) as f64 / f64::from(1u32 << 31) * 40.0 - 8.0
+            };
+            let primary: Vec<f64> = (0..5).map(|_| height()).collect();
+            let shadow: Vec<f64> = (0..5).map(|_| height()).collect();
+            let mut o = observation(Vec::new());
+            o.primary = window(&primary);
+            o.shadow = window(&shadow);
+            let full = explain(&analyse(&config, &o));
+            assert_eq!(drift(&config, &o), full, "{primary:?} {shadow:?}");
+        }
     }
 
     #[test]

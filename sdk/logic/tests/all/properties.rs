@@ -244,6 +244,17 @@ proptest! {
     }
 
     #[test]
+    fn drift_decides_as_the_full_analysis(o in observation(), config in drift_config()) {
+        // `drift` looks at the shadow only where it can matter; the answer
+        // must be the one of the full, exact analysis.
+        let full = umbra_policy_logic::drift::explain(&umbra_policy_logic::drift::analyse(&config, &o));
+        let fast = drift(&config, &o);
+        prop_assert_eq!(fast.score.to_bits(), full.score.to_bits());
+        prop_assert_eq!(fast.rate_of_change.to_bits(), full.rate_of_change.to_bits());
+        prop_assert_eq!(fast.explanation, full.explanation);
+    }
+
+    #[test]
     fn drift_is_bounded_under_any_valid_config(o in observation(), config in drift_config()) {
         let result = drift(&config, &o);
         prop_assert!(unit(result.score), "{result:?}");
