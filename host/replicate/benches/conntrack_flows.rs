@@ -50,7 +50,8 @@ use umbra_replicate::{Peer, Replicator, ReplicatorConfig, ReplicatorHandle};
 
 /// The generator's address; the source of every flow.
 const GEN: Ipv4Addr = Ipv4Addr::new(198, 18, 20, 2);
-/// The source port of every flow (flows differ by destination).
+/// The source port of the generator's first thread, the next one its
+/// second's (flows differ by destination).
 const SOURCE_PORT: u16 = 4000;
 /// Destination ports per destination address.
 const PORTS: u32 = 50_000;
@@ -298,24 +299,38 @@ async fn replication(lab: &Lab) -> Replication {
     }
 }
 
-/// Sends one datagram per flow `first..first + n` from the generator.
-fn generate(gen_ns: &NetNs, first: u64, n: u64) {
-    gen_ns
-        .run(move || {
-            let socket = UdpSocket::bind(SocketAddrV4::new(GEN, SOURCE_PORT)).expect("bind");
-            let payload = [0u8; 16];
-            for i in first..first + n {
-                // A full socket buffer is the generator outrunning the
-                // veth; retry rather than lose the flow.
-                let mut tries = 0;
-                while let Err(e) = socket.send_to(&payload, destination(i)) {
-                    tries += 1;
-                    assert!(tries < 1_000, "send_to {}: {e}", destination(i));
-                    std::thread::yield_now();
-                }
-            }
-        })
-        .expect("generator thread");
+/// Sends one datagram per flow `first..first + n` from the generator, half
+/// from each of its two threads (each with a namespace handle, so a thread
+/// of its own, and a source port of its own).
+fn generate(gen_ns: &[NetNs; 2], first: u64, n: u64) {
+    let half = n / 2;
+    std::thread::scope(|scope| {
+        for (part, ns) in gen_ns.iter().enumerate() {
+            let (from, to) = if part == 0 {
+                (first, first + half)
+            } else {
+                (first + half, first + n)
+            };
+            let port = SOURCE_PORT + part as u16;
+            scope.spawn(move || {
+                ns.run(move || {
+                    let socket = UdpSocket::bind(SocketAddrV4::new(GEN, port)).expect("bind");
+                    let payload = [0u8; 16];
+                    for i in from..to {
+                        // A full socket buffer is the generator outrunning
+                        // the veth; retry rather than lose the flow.
+                        let mut tries = 0;
+                        while let Err(e) = socket.send_to(&payload, destination(i)) {
+                            tries += 1;
+                            assert!(tries < 1_000, "send_to {}: {e}", destination(i));
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+                .expect("generator thread");
+            });
+        }
+    });
 }
 
 /// The UDP flows from the generator in `ns`'s conntrack table.
@@ -359,7 +374,10 @@ fn conntrack_flows(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let repl = runtime.block_on(replication(&lab));
-    let gen_ns = NetNs::named(&lab.gen_ns).expect("generator namespace");
+    let gen_ns = [
+        NetNs::named(&lab.gen_ns).expect("generator namespace"),
+        NetNs::named(&lab.gen_ns).expect("generator namespace"),
+    ];
     let router_ns = NetNs::named(&lab.router).expect("router namespace");
     let shadow_ns = NetNs::named(&lab.shadow).expect("shadow namespace");
     // Routes and the nftables table: what the agents hold besides flows.
@@ -384,9 +402,14 @@ fn conntrack_flows(c: &mut Criterion) {
                 let start = Instant::now();
                 generate(&gen_ns, first, n);
                 let sent = start.elapsed();
+                let mut on_router = None;
                 runtime.block_on(wait_for("the shadow to hold every flow", || {
+                    if on_router.is_none() && repl.router.health().entries >= router_base + n {
+                        on_router = Some(start.elapsed());
+                    }
                     repl.shadow.health().entries >= shadow_base + n
                 }));
+                let on_router = on_router.unwrap_or_else(|| start.elapsed());
                 let elapsed = start.elapsed();
                 total += elapsed;
                 rates.push(n as f64 / elapsed.as_secs_f64());
@@ -400,8 +423,8 @@ fn conntrack_flows(c: &mut Criterion) {
                 let (router_cli, shadow_cli) =
                     (lab.cli_count(&lab.router), lab.cli_count(&lab.shadow));
                 println!(
-                    "conntrack_flows: {n} flows sent in {sent:.2?}, on the shadow after \
-                     {elapsed:.2?} ({:.0}/s); conntrack -C router {router_cli}, shadow \
+                    "conntrack_flows: {n} flows sent in {sent:.2?}, recorded by the \
+                     router's agent after {on_router:.2?}, on the shadow after {elapsed:.2?} ({:.0}/s); conntrack -C router {router_cli}, shadow \
                      {shadow_cli}; missing: router {missing_router}, shadow {missing_shadow}",
                     n as f64 / elapsed.as_secs_f64()
                 );
