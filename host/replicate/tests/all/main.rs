@@ -8,3 +8,4 @@ mod bidirectional;
 mod drain;
 mod stream;
 mod support;
+mod tls;
