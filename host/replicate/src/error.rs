@@ -47,6 +47,15 @@ pub enum ReplicateError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// The `--state` file cannot be read, written or understood. The
+    /// operator or the environment is at fault.
+    #[error("resume state {}: {reason}", path.display())]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A peer address is not a usable URI. The operator is at fault.
     #[error("invalid address {addr:?} of the {peer}")]
     InvalidAddress {

@@ -26,6 +26,7 @@ mod device;
 pub mod error;
 pub mod metrics;
 pub mod peer;
+pub mod state;
 pub mod stream;
 
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ pub use metrics::{
     AntiEntropyMetrics, AntiEntropyStatus, LagHistogram, LagSnapshot, StreamMetrics, StreamStatus,
 };
 pub use peer::{DeviceConn, Peer, PeerAuth};
+pub use state::StateFile;
 pub use stream::{DrainReport, ReplicationStream, ResumePoint, StreamConfig, StreamHandle};
 
 /// What `umbra replicate` runs: replication between a primary and its
@@ -85,6 +87,11 @@ pub struct ReplicateArgs {
     /// `--shadow`).
     #[arg(long)]
     pub shadow_server_name: Option<String>,
+    /// File keeping the primary → shadow resume point across restarts
+    /// (replaced atomically after acknowledgements); without it every start
+    /// takes a snapshot.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Also replicate the shadow's own changes to the primary.
     #[arg(long)]
     pub bidirectional: bool,
@@ -409,6 +416,23 @@ impl ReplicatorHandle {
 /// address that is not a URI. Unreachable agents are not errors: they are
 /// retried.
 pub async fn run(args: ReplicateArgs, shutdown: CancellationToken) -> Result<()> {
+    run_observed(args, shutdown, |_| {}).await
+}
+
+/// How often `--state` is brought up to date with the acknowledged
+/// revision.
+const STATE_EVERY: Duration = Duration::from_millis(200);
+
+/// [`run`], handing the replicator's handle to `observe` as soon as it
+/// exists (for embedders and tests that watch the status).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_observed(
+    args: ReplicateArgs,
+    shutdown: CancellationToken,
+    observe: impl FnOnce(ReplicatorHandle),
+) -> Result<()> {
     let problems = args.validate();
     if !problems.is_empty() {
         return Err(ReplicateError::InvalidOptions(problems));
@@ -437,11 +461,51 @@ pub async fn run(args: ReplicateArgs, shutdown: CancellationToken) -> Result<()>
         token.as_deref(),
         args.tls("shadow").load("shadow")?,
     )?;
-    let replicator = Replicator::new(primary, shadow, args.config());
+    let mut replicator = Replicator::new(primary, shadow, args.config());
+    let state = args.state.as_ref().map(StateFile::new);
+    if let Some(state) = &state {
+        match state.load() {
+            Ok(Some(point)) => {
+                tracing::info!(
+                    revision = point.revision,
+                    source_epoch = point.source_epoch,
+                    "resuming from the saved state"
+                );
+                replicator = replicator.resume_from(point);
+            }
+            Ok(None) => {}
+            // A snapshot is always correct; only slower.
+            Err(error) => tracing::warn!(%error, "ignoring the saved state; taking a snapshot"),
+        }
+    }
     let handle = replicator.handle();
+    observe(handle.clone());
     let mut tasks = JoinSet::new();
+    if let Some(state) = state.clone() {
+        let (stop, forward) = (shutdown.clone(), handle.forward.clone());
+        tasks.spawn(async move {
+            let mut saved = forward.resume_point();
+            let mut ticks = tokio::time::interval(STATE_EVERY);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                let now = forward.resume_point();
+                if let Some(point) = now.filter(|_| now != saved) {
+                    let state = state.clone();
+                    match tokio::task::spawn_blocking(move || state.save(point)).await {
+                        Ok(Ok(())) => saved = now,
+                        Ok(Err(error)) => tracing::warn!(%error, "cannot save the resume point"),
+                        Err(_) => return,
+                    }
+                }
+            }
+        });
+    }
     if args.status_ms > 0 {
         let (stop, every) = (shutdown.clone(), Duration::from_millis(args.status_ms));
+        let handle = handle.clone();
         tasks.spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.tick().await;
@@ -472,6 +536,13 @@ pub async fn run(args: ReplicateArgs, shutdown: CancellationToken) -> Result<()>
     }
     let result = replicator.run(shutdown).await;
     tasks.shutdown().await;
+    // The last acknowledged point, which the periodic save may not have
+    // caught.
+    if let (Some(state), Some(point)) = (&state, handle.forward.resume_point())
+        && let Err(error) = state.save(point)
+    {
+        tracing::warn!(%error, "cannot save the resume point");
+    }
     result
 }
 
@@ -493,6 +564,7 @@ mod tests {
             shadow_cert: None,
             shadow_key: None,
             shadow_server_name: None,
+            state: None,
             bidirectional: false,
             anti_entropy_ms: 0,
             partitions: 0,
@@ -563,6 +635,7 @@ mod tests {
             shadow_cert: None,
             shadow_key: None,
             shadow_server_name: None,
+            state: None,
             bidirectional: true,
             anti_entropy_ms: 0,
             partitions: 256,

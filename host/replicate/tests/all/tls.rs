@@ -61,6 +61,7 @@ fn args(primary: &Node, shadow: &Node, identity: Option<(&str, &str)>) -> Replic
         shadow_cert: cert,
         shadow_key: key,
         shadow_server_name: None,
+        state: None,
         bidirectional: false,
         anti_entropy_ms: 0,
         partitions: 256,
