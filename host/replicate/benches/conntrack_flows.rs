@@ -29,7 +29,11 @@
 //!
 //! Needs root (it creates namespaces `umbra-bcf-PID-*`, removed on exit);
 //! without it the bench prints why and measures nothing. `UMBRA_BENCH_FLOWS`
-//! overrides the flows per iteration (default 100,000).
+//! overrides the flows per iteration (default 100,000);
+//! `UMBRA_BENCH_EVENT_BUFFER` the agents' conntrack event socket buffer in
+//! bytes (default 64 MiB): a small one makes the kernel drop events
+//! (`ENOBUFS`), and the flows then reach the shadow through the agent's
+//! re-dump and diff instead.
 //!
 //! ```sh
 //! sudo -E nice -n 5 cargo bench -p umbra-replicate --bench conntrack_flows
@@ -245,7 +249,14 @@ struct Replication {
 }
 
 async fn agent(ns: &str, node_id: u64, shutdown: &CancellationToken) -> (Arc<Agent>, SocketAddr) {
-    let backend = LinuxBackend::open(LinuxConfig::new(ns)).expect("Linux backend");
+    let mut config = LinuxConfig::new(ns);
+    if let Some(bytes) = std::env::var("UMBRA_BENCH_EVENT_BUFFER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.event_socket_buffer = bytes;
+    }
+    let backend = LinuxBackend::open(config).expect("Linux backend");
     let agent = Agent::new(
         AgentConfig {
             node_id,
