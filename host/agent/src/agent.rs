@@ -155,6 +155,8 @@ struct State {
     /// first of two applies to one key (the agent already holds the second)
     /// as a local change, and re-stamp it with this node's origin.
     pending_echoes: BTreeMap<Key, VecDeque<(Option<Value>, Instant)>>,
+    /// When expired echoes were last swept.
+    echoes_swept: Instant,
 }
 
 /// How long an applied entry's echo is waited for: a backend that merges or
@@ -164,6 +166,14 @@ const ECHO_TTL: Duration = Duration::from_secs(5);
 
 /// Pending echoes beyond which expired ones are swept on the next apply.
 const ECHO_SWEEP_AT: usize = 65_536;
+
+/// Wait before a failed resynchronisation is tried again.
+const RESYNC_RETRY: Duration = Duration::from_millis(200);
+
+/// Least time between two sweeps of expired echoes: a burst of applies
+/// keeps more than [`ECHO_SWEEP_AT`] echoes pending (none expired), and
+/// sweeping all of them at every batch would cost more than the applies.
+const ECHO_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The device agent's state over its backend. Shared as `Arc<Agent>`.
 pub struct Agent {
@@ -232,6 +242,7 @@ impl Agent {
                 tombstones: VecDeque::new(),
                 live: 0,
                 pending_echoes: BTreeMap::new(),
+                echoes_swept: Instant::now(),
             }),
             head: watch::channel(0).0,
             started: std::time::Instant::now(),
@@ -312,47 +323,88 @@ impl Agent {
             });
         }
         let skew_ms = u64::try_from(self.config.max_clock_skew.as_millis()).unwrap_or(u64::MAX);
-        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(entries.len());
         let mut state = self.lock();
         let horizon = state.clock.physical_ms().max(state.clock.last().wall_ms);
         let before = state.log.head();
+        // First the versions decide which entries reach the device (a key
+        // written twice in the batch is judged against its earlier entry);
+        // then the device writes them all in one call, which lets the
+        // Linux backend send its conntrack entries in batches instead of
+        // one netlink round trip each; then the written ones are recorded,
+        // in order.
+        let mut winners: Vec<(usize, Entry)> = Vec::new();
+        let mut in_batch: HashMap<Key, Version> = HashMap::new();
         for entry in entries {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(rejected) => {
-                    outcomes.push(Outcome::Rejected(rejected.0));
+                    outcomes.push(Some(Outcome::Rejected(rejected.0)));
                     continue;
                 }
             };
             if entry.version.clock.wall_ms > horizon.saturating_add(skew_ms) {
-                outcomes.push(Outcome::Rejected(format!(
+                outcomes.push(Some(Outcome::Rejected(format!(
                     "version clock {} ms is {} ms ahead of this agent's clock (limit {} ms)",
                     entry.version.clock.wall_ms,
                     entry.version.clock.wall_ms - horizon,
                     skew_ms
-                )));
+                ))));
                 continue;
             }
-            match state.entries.get(&entry.key).map(|slot| slot.version) {
-                Some(current) if current == entry.version => outcomes.push(Outcome::Unchanged),
-                Some(current) if current > entry.version => outcomes.push(Outcome::Superseded),
-                _ => match self.backend.apply(&entry.key, entry.value.as_ref()) {
-                    Err(rejected) => outcomes.push(Outcome::Rejected(rejected.0)),
-                    Ok(()) => {
-                        state.clock.observe(entry.version.clock);
-                        state
-                            .pending_echoes
-                            .entry(entry.key.clone())
-                            .or_default()
-                            .push_back((entry.value.clone(), Instant::now()));
-                        self.write(&mut state, entry);
-                        outcomes.push(Outcome::Applied);
-                    }
-                },
+            let current = in_batch
+                .get(&entry.key)
+                .copied()
+                .or_else(|| state.entries.get(&entry.key).map(|slot| slot.version));
+            match current {
+                Some(current) if current == entry.version => {
+                    outcomes.push(Some(Outcome::Unchanged));
+                }
+                Some(current) if current > entry.version => {
+                    outcomes.push(Some(Outcome::Superseded));
+                }
+                _ => {
+                    in_batch.insert(entry.key.clone(), entry.version);
+                    winners.push((outcomes.len(), entry));
+                    outcomes.push(None);
+                }
             }
         }
-        if state.pending_echoes.len() > ECHO_SWEEP_AT {
-            let now = Instant::now();
+        let writes: Vec<(&Key, Option<&Value>)> = winners
+            .iter()
+            .map(|(_, entry)| (&entry.key, entry.value.as_ref()))
+            .collect();
+        let results = self.backend.apply_batch(&writes);
+        drop(writes);
+        debug_assert_eq!(results.len(), winners.len());
+        // A key written twice in one batch has its later entry judged
+        // against the earlier one even when the device refuses that one:
+        // an older later entry is Superseded, as it would be had the
+        // write succeeded.
+        for ((at, entry), result) in winners.into_iter().zip(results) {
+            outcomes[at] = Some(match result {
+                Err(rejected) => Outcome::Rejected(rejected.0),
+                Ok(()) => {
+                    state.clock.observe(entry.version.clock);
+                    state
+                        .pending_echoes
+                        .entry(entry.key.clone())
+                        .or_default()
+                        .push_back((entry.value.clone(), Instant::now()));
+                    self.write(&mut state, entry);
+                    Outcome::Applied
+                }
+            });
+        }
+        let outcomes: Vec<Outcome> = outcomes
+            .into_iter()
+            .map(|o| o.expect("every entry has an outcome"))
+            .collect();
+        let now = Instant::now();
+        if state.pending_echoes.len() > ECHO_SWEEP_AT
+            && now.duration_since(state.echoes_swept) >= ECHO_SWEEP_EVERY
+        {
+            state.echoes_swept = now;
             state.pending_echoes.retain(|_, queue| {
                 queue.retain(|(_, at)| now.duration_since(*at) <= ECHO_TTL);
                 !queue.is_empty()
@@ -514,7 +566,14 @@ impl Agent {
                 Delivery::Lost => {
                     tracing::warn!("device change reports were lost; resynchronising");
                     if let Err(error) = self.resync() {
-                        tracing::error!(%error, "resynchronisation failed");
+                        // The loss is still unrepaired: try again, or the
+                        // lost changes would wait for the next overrun.
+                        tracing::error!(%error, "resynchronisation failed; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(RESYNC_RETRY) => {}
+                        }
+                        queue.mark_lost();
                     }
                 }
             }

@@ -45,6 +45,17 @@ pub trait Backend: Send + Sync + 'static {
     /// (unknown table or interface, table full); the device is unchanged.
     fn apply(&self, key: &Key, value: Option<&Value>) -> Result<(), Rejected>;
 
+    /// Writes entries in order, each as [`Backend::apply`] would: one
+    /// result per entry, in order. A device that can batch its writes
+    /// overrides this (the Linux backend sends conntrack entries hundreds
+    /// per netlink message instead of one round trip each).
+    fn apply_batch(&self, entries: &[(&Key, Option<&Value>)]) -> Vec<Result<(), Rejected>> {
+        entries
+            .iter()
+            .map(|(key, value)| self.apply(key, *value))
+            .collect()
+    }
+
     /// The queue the device's changes are reported on, in order.
     fn changes(&self) -> Arc<ChangeQueue>;
 

@@ -24,6 +24,38 @@ pub enum ReplicateError {
         #[source]
         source: std::io::Error,
     },
+    /// A TLS file of a peer cannot be read. The operator or the
+    /// environment is at fault.
+    #[error("cannot read the {what} for the {peer} from {}", path.display())]
+    ReadTlsFile {
+        /// Which peer.
+        peer: String,
+        /// Which file (CA, client certificate, client key).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS material of a peer is unusable. The operator is at fault.
+    #[error("invalid TLS material for the {peer}")]
+    Tls {
+        /// Which peer.
+        peer: String,
+        /// Why it was refused.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The `--state` file cannot be read, written or understood. The
+    /// operator or the environment is at fault.
+    #[error("resume state {}: {reason}", path.display())]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A peer address is not a usable URI. The operator is at fault.
     #[error("invalid address {addr:?} of the {peer}")]
     InvalidAddress {

@@ -26,6 +26,7 @@ mod device;
 pub mod error;
 pub mod metrics;
 pub mod peer;
+pub mod state;
 pub mod stream;
 
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ pub use metrics::{
     AntiEntropyMetrics, AntiEntropyStatus, LagHistogram, LagSnapshot, StreamMetrics, StreamStatus,
 };
 pub use peer::{DeviceConn, Peer, PeerAuth};
+pub use state::StateFile;
 pub use stream::{DrainReport, ReplicationStream, ResumePoint, StreamConfig, StreamHandle};
 
 /// What `umbra replicate` runs: replication between a primary and its
@@ -57,6 +59,39 @@ pub struct ReplicateArgs {
     /// whitespace is ignored).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// CA (PEM) the primary's agent certificate must chain to; turns TLS
+    /// on towards the primary.
+    #[arg(long)]
+    pub primary_ca: Option<PathBuf>,
+    /// Client certificate (PEM) presented to the primary (mutual TLS).
+    #[arg(long, requires = "primary_key")]
+    pub primary_cert: Option<PathBuf>,
+    /// Private key (PEM) of `--primary-cert`.
+    #[arg(long, requires = "primary_cert")]
+    pub primary_key: Option<PathBuf>,
+    /// Name the primary's certificate must carry (default: the host of
+    /// `--primary`).
+    #[arg(long)]
+    pub primary_server_name: Option<String>,
+    /// CA (PEM) the shadow's agent certificate must chain to; turns TLS on
+    /// towards the shadow.
+    #[arg(long)]
+    pub shadow_ca: Option<PathBuf>,
+    /// Client certificate (PEM) presented to the shadow (mutual TLS).
+    #[arg(long, requires = "shadow_key")]
+    pub shadow_cert: Option<PathBuf>,
+    /// Private key (PEM) of `--shadow-cert`.
+    #[arg(long, requires = "shadow_cert")]
+    pub shadow_key: Option<PathBuf>,
+    /// Name the shadow's certificate must carry (default: the host of
+    /// `--shadow`).
+    #[arg(long)]
+    pub shadow_server_name: Option<String>,
+    /// File keeping the primary → shadow resume point across restarts
+    /// (replaced atomically after acknowledgements); without it every start
+    /// takes a snapshot.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Also replicate the shadow's own changes to the primary.
     #[arg(long)]
     pub bidirectional: bool,
@@ -85,6 +120,12 @@ impl ReplicateArgs {
         if !self.primary.is_empty() && self.primary == self.shadow {
             problems.push("--primary and --shadow must be different agents".into());
         }
+        for (peer, tls) in [
+            ("primary", self.tls("primary")),
+            ("shadow", self.tls("shadow")),
+        ] {
+            problems.extend(tls.problems(peer));
+        }
         if !(1..=65_536).contains(&self.partitions) {
             problems.push(format!(
                 "--partitions {} is not in 1..=65536",
@@ -92,6 +133,34 @@ impl ReplicateArgs {
             ));
         }
         problems
+    }
+
+    /// The TLS options of `peer` (`"primary"` or `"shadow"`).
+    pub fn tls(&self, peer: &str) -> PeerTlsFiles {
+        let (addr, ca, cert, key, server_name) = if peer == "primary" {
+            (
+                &self.primary,
+                &self.primary_ca,
+                &self.primary_cert,
+                &self.primary_key,
+                &self.primary_server_name,
+            )
+        } else {
+            (
+                &self.shadow,
+                &self.shadow_ca,
+                &self.shadow_cert,
+                &self.shadow_key,
+                &self.shadow_server_name,
+            )
+        };
+        PeerTlsFiles {
+            addr: addr.clone(),
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            server_name: server_name.clone(),
+        }
     }
 
     /// The replicator's configuration.
@@ -105,6 +174,85 @@ impl ReplicateArgs {
             }),
             ..ReplicatorConfig::default()
         }
+    }
+}
+
+/// The TLS files of one peer as given on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerTlsFiles {
+    /// The peer's address, as given.
+    pub addr: String,
+    /// CA the agent's certificate must chain to; TLS is on when set.
+    pub ca: Option<PathBuf>,
+    /// Client certificate (mutual TLS).
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key.
+    pub key: Option<PathBuf>,
+    /// Name the agent's certificate must carry.
+    pub server_name: Option<String>,
+}
+
+impl PeerTlsFiles {
+    /// Every problem with these options; none if usable.
+    pub fn problems(&self, peer: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.cert.is_some() != self.key.is_some() {
+            problems.push(format!(
+                "--{peer}-cert and --{peer}-key go together (a client certificate needs its key)"
+            ));
+        }
+        let other = self.cert.is_some() || self.key.is_some() || self.server_name.is_some();
+        if self.ca.is_none() && other {
+            problems.push(format!(
+                "--{peer}-cert, --{peer}-key and --{peer}-server-name need --{peer}-ca \
+                 (TLS towards the {peer} trusts only that CA)"
+            ));
+        }
+        if self.ca.is_some() && self.addr.starts_with("http://") {
+            problems.push(format!(
+                "--{peer} {} is plain http but --{peer}-ca asks for TLS (use https:// or host:port)",
+                self.addr
+            ));
+        }
+        if self.ca.is_none() && self.addr.starts_with("https://") {
+            problems.push(format!(
+                "--{peer} {} is https but no --{peer}-ca says which CA to trust",
+                self.addr
+            ));
+        }
+        problems
+    }
+
+    /// The client TLS configuration (`None`: plain gRPC), with the files
+    /// read.
+    ///
+    /// # Errors
+    /// [`ReplicateError::ReadTlsFile`] for a file that cannot be read.
+    pub fn load(&self, peer: &str) -> Result<Option<tonic::transport::ClientTlsConfig>> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let Some(ca) = &self.ca else {
+            return Ok(None);
+        };
+        let read = |what: &'static str, path: &PathBuf| {
+            std::fs::read(path).map_err(|source| ReplicateError::ReadTlsFile {
+                peer: peer.to_owned(),
+                what,
+                path: path.clone(),
+                source,
+            })
+        };
+        let mut config =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("CA", ca)?));
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            config = config.identity(Identity::from_pem(
+                read("client certificate", cert)?,
+                read("client key", key)?,
+            ));
+        }
+        if let Some(name) = &self.server_name {
+            config = config.domain_name(name.clone());
+        }
+        Ok(Some(config))
     }
 }
 
@@ -268,6 +416,23 @@ impl ReplicatorHandle {
 /// address that is not a URI. Unreachable agents are not errors: they are
 /// retried.
 pub async fn run(args: ReplicateArgs, shutdown: CancellationToken) -> Result<()> {
+    run_observed(args, shutdown, |_| {}).await
+}
+
+/// How often `--state` is brought up to date with the acknowledged
+/// revision.
+const STATE_EVERY: Duration = Duration::from_millis(200);
+
+/// [`run`], handing the replicator's handle to `observe` as soon as it
+/// exists (for embedders and tests that watch the status).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_observed(
+    args: ReplicateArgs,
+    shutdown: CancellationToken,
+    observe: impl FnOnce(ReplicatorHandle),
+) -> Result<()> {
     let problems = args.validate();
     if !problems.is_empty() {
         return Err(ReplicateError::InvalidOptions(problems));
@@ -284,13 +449,63 @@ pub async fn run(args: ReplicateArgs, shutdown: CancellationToken) -> Result<()>
         ),
         None => None,
     };
-    let primary = Peer::connect_lazy("primary", &args.primary, token.as_deref())?;
-    let shadow = Peer::connect_lazy("shadow", &args.shadow, token.as_deref())?;
-    let replicator = Replicator::new(primary, shadow, args.config());
+    let primary = Peer::connect_lazy_tls(
+        "primary",
+        &args.primary,
+        token.as_deref(),
+        args.tls("primary").load("primary")?,
+    )?;
+    let shadow = Peer::connect_lazy_tls(
+        "shadow",
+        &args.shadow,
+        token.as_deref(),
+        args.tls("shadow").load("shadow")?,
+    )?;
+    let mut replicator = Replicator::new(primary, shadow, args.config());
+    let state = args.state.as_ref().map(StateFile::new);
+    if let Some(state) = &state {
+        match state.load() {
+            Ok(Some(point)) => {
+                tracing::info!(
+                    revision = point.revision,
+                    source_epoch = point.source_epoch,
+                    "resuming from the saved state"
+                );
+                replicator = replicator.resume_from(point);
+            }
+            Ok(None) => {}
+            // A snapshot is always correct; only slower.
+            Err(error) => tracing::warn!(%error, "ignoring the saved state; taking a snapshot"),
+        }
+    }
     let handle = replicator.handle();
+    observe(handle.clone());
     let mut tasks = JoinSet::new();
+    if let Some(state) = state.clone() {
+        let (stop, forward) = (shutdown.clone(), handle.forward.clone());
+        tasks.spawn(async move {
+            let mut saved = forward.resume_point();
+            let mut ticks = tokio::time::interval(STATE_EVERY);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                let now = forward.resume_point();
+                if let Some(point) = now.filter(|_| now != saved) {
+                    let state = state.clone();
+                    match tokio::task::spawn_blocking(move || state.save(point)).await {
+                        Ok(Ok(())) => saved = now,
+                        Ok(Err(error)) => tracing::warn!(%error, "cannot save the resume point"),
+                        Err(_) => return,
+                    }
+                }
+            }
+        });
+    }
     if args.status_ms > 0 {
         let (stop, every) = (shutdown.clone(), Duration::from_millis(args.status_ms));
+        let handle = handle.clone();
         tasks.spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.tick().await;
@@ -321,6 +536,13 @@ pub async fn run(args: ReplicateArgs, shutdown: CancellationToken) -> Result<()>
     }
     let result = replicator.run(shutdown).await;
     tasks.shutdown().await;
+    // The last acknowledged point, which the periodic save may not have
+    // caught.
+    if let (Some(state), Some(point)) = (&state, handle.forward.resume_point())
+        && let Err(error) = state.save(point)
+    {
+        tracing::warn!(%error, "cannot save the resume point");
+    }
     result
 }
 
@@ -334,6 +556,15 @@ mod tests {
             primary: "127.0.0.1:1".into(),
             shadow: "127.0.0.1:1".into(),
             token_file: None,
+            primary_ca: None,
+            primary_cert: None,
+            primary_key: None,
+            primary_server_name: None,
+            shadow_ca: None,
+            shadow_cert: None,
+            shadow_key: None,
+            shadow_server_name: None,
+            state: None,
             bidirectional: false,
             anti_entropy_ms: 0,
             partitions: 0,
@@ -349,6 +580,45 @@ mod tests {
         };
         assert!(fine.validate().is_empty());
         assert_eq!(fine.config().anti_entropy.map(|a| a.partitions), Some(64));
+
+        // TLS: a certificate without its key, TLS options without a CA,
+        // a CA with a plain-http address, https without a CA.
+        let tls = ReplicateArgs {
+            primary: "http://127.0.0.1:1".into(),
+            primary_ca: Some("ca.pem".into()),
+            primary_cert: Some("client.pem".into()),
+            shadow: "https://127.0.0.1:2".into(),
+            shadow_server_name: Some("agent".into()),
+            ..fine.clone()
+        };
+        let problems = tls.validate();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        for flag in [
+            "--primary-key",
+            "--primary (http",
+            "--shadow-ca",
+            "https but",
+        ] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.contains(flag.trim_end_matches(" (http"))),
+                "{flag}: {problems:#?}"
+            );
+        }
+        let good = ReplicateArgs {
+            primary: "127.0.0.1:1".into(),
+            primary_key: Some("client.key".into()),
+            shadow: "127.0.0.1:2".into(),
+            shadow_ca: Some("ca.pem".into()),
+            ..tls
+        };
+        assert!(good.validate().is_empty(), "{:#?}", good.validate());
+        assert!(
+            good.tls("primary").load("primary").is_err(),
+            "ca.pem is not here"
+        );
+        assert!(matches!(fine.tls("shadow").load("shadow"), Ok(None)));
     }
 
     #[tokio::test]
@@ -357,6 +627,15 @@ mod tests {
             primary: "127.0.0.1:1".into(),
             shadow: "127.0.0.1:2".into(),
             token_file: Some("/nonexistent/umbra-token".into()),
+            primary_ca: None,
+            primary_cert: None,
+            primary_key: None,
+            primary_server_name: None,
+            shadow_ca: None,
+            shadow_cert: None,
+            shadow_key: None,
+            shadow_server_name: None,
+            state: None,
             bidirectional: true,
             anti_entropy_ms: 0,
             partitions: 256,

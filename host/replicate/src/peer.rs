@@ -7,7 +7,7 @@ use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use umbra_proto::umbra::device::v1::device_client::DeviceClient;
 
 use crate::error::{ReplicateError, Result};
@@ -90,8 +90,26 @@ impl Peer {
     /// [`ReplicateError::InvalidOptions`] for a token that cannot travel in
     /// a header.
     pub fn connect_lazy(name: &str, addr: &str, token: Option<&str>) -> Result<Self> {
+        Self::connect_lazy_tls(name, addr, token, None)
+    }
+
+    /// [`Peer::connect_lazy`] over TLS when `tls` is given (a bare
+    /// `host:port` then means `https://host:port`; mutual TLS when the
+    /// configuration carries a client identity).
+    ///
+    /// # Errors
+    /// As [`Peer::connect_lazy`]; [`ReplicateError::Tls`] when the TLS
+    /// material is unusable.
+    pub fn connect_lazy_tls(
+        name: &str,
+        addr: &str,
+        token: Option<&str>,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<Self> {
         let uri = if addr.contains("://") {
             addr.to_owned()
+        } else if tls.is_some() {
+            format!("https://{addr}")
         } else {
             format!("http://{addr}")
         };
@@ -101,6 +119,15 @@ impl Peer {
                 addr: addr.to_owned(),
                 source,
             })?;
+        let endpoint = match tls {
+            Some(tls) => endpoint
+                .tls_config(tls)
+                .map_err(|source| ReplicateError::Tls {
+                    peer: name.to_owned(),
+                    source,
+                })?,
+            None => endpoint,
+        };
         let channel = endpoint
             .connect_timeout(Duration::from_secs(5))
             // Small Apply round trips: without TCP_NODELAY each waits for a

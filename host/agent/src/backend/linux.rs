@@ -19,7 +19,7 @@
 //! itself ([`same_conntrack`]); events that arrive late, after further
 //! writes of the same key, are matched against the key's recent writes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,6 +103,46 @@ struct Seen {
     /// Bumped by every Apply of a route or table: a poll that read the
     /// kernel before it is stale and is discarded.
     generation: u64,
+    /// When `applied` was last swept of old writes (`None`: never).
+    swept: Option<Instant>,
+}
+
+impl Seen {
+    /// Remembers an Apply's write of `key` so that the kernel's late
+    /// events about it are recognised.
+    fn remember_apply(&mut self, key: &ConntrackKey, value: Option<&ConntrackValue>, now: Instant) {
+        self.sweep_applied(now);
+        self.remember_write(key, value, now);
+    }
+
+    /// Forgets writes older than [`APPLY_ECHO_WINDOW`], at most a few times
+    /// per window: sweeping at every write made deleting many entries
+    /// quadratic. Events look writes up with the window themselves, so a
+    /// write kept a little longer is never taken for a recent one.
+    fn sweep_applied(&mut self, now: Instant) {
+        if self
+            .swept
+            .is_some_and(|at| now.duration_since(at) < APPLY_ECHO_WINDOW / 4)
+        {
+            return;
+        }
+        self.swept = Some(now);
+        self.applied
+            .retain(|_, recent| now.duration_since(recent.last) < APPLY_ECHO_WINDOW);
+    }
+
+    /// [`Seen::remember_apply`] without sweeping.
+    fn remember_write(&mut self, key: &ConntrackKey, value: Option<&ConntrackValue>, now: Instant) {
+        let recent = self.applied.entry(*key).or_insert_with(|| RecentApplies {
+            last: now,
+            values: Vec::new(),
+        });
+        recent.last = now;
+        if recent.values.len() == RECENT_APPLIES {
+            recent.values.remove(0);
+        }
+        recent.values.push(value.copied());
+    }
 }
 
 /// The values Apply wrote for one key (`None`: deleted) within
@@ -247,19 +287,49 @@ impl LinuxBackend {
                 self.report(Key::Conntrack(*key), None);
             }
         }
-        let now = Instant::now();
-        seen.applied
-            .retain(|_, recent| now.duration_since(recent.last) < APPLY_ECHO_WINDOW);
-        let recent = seen.applied.entry(*key).or_insert_with(|| RecentApplies {
-            last: now,
-            values: Vec::new(),
-        });
-        recent.last = now;
-        if recent.values.len() == RECENT_APPLIES {
-            recent.values.remove(0);
-        }
-        recent.values.push(value.copied());
+        seen.remember_apply(key, value, Instant::now());
         Ok(())
+    }
+
+    /// Creates or updates conntrack entries of distinct keys with as few
+    /// netlink messages as the kernel allows
+    /// ([`umbra_netlink::Conntrack::create_batch`]); one result per entry.
+    fn upsert_conntrack(
+        &self,
+        run: &[(ConntrackKey, ConntrackValue)],
+    ) -> Vec<Result<(), Rejected>> {
+        let entries: Vec<ConntrackEntry> = run
+            .iter()
+            .map(|(k, v)| conntrack_to_netlink(k, v, true))
+            .collect();
+        let mut seen = self.shared.seen();
+        let outcome = match self.ns.conntrack().create_batch(&entries) {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                // The socket failed part-way: which entries were written
+                // is unknown, so each is written again on its own to get
+                // its own answer (writes are upserts).
+                drop(seen);
+                return run
+                    .iter()
+                    .map(|(k, v)| self.apply_conntrack(k, Some(v)))
+                    .collect();
+            }
+        };
+        let mut results: Vec<Result<(), Rejected>> = vec![Ok(()); run.len()];
+        for (i, error) in outcome.failures {
+            results[i] = Err(rejected(error));
+        }
+        let now = Instant::now();
+        seen.sweep_applied(now);
+        for ((key, value), result) in run.iter().zip(&results) {
+            if result.is_ok() {
+                seen.conntrack.insert(*key, *value);
+                self.report(Key::Conntrack(*key), Some(Value::Conntrack(*value)));
+                seen.remember_write(key, Some(value), now);
+            }
+        }
+        results
     }
 
     fn apply_route(&self, key: &RouteKey, value: Option<&RouteValue>) -> Result<(), Rejected> {
@@ -363,6 +433,39 @@ impl Backend for LinuxBackend {
             }
         }
         Ok(())
+    }
+
+    fn apply_batch(&self, entries: &[(&Key, Option<&Value>)]) -> Vec<Result<(), Rejected>> {
+        // Runs of conntrack upserts of distinct keys go to the kernel in
+        // batches; anything else (deletes, routes, tables, a key's second
+        // write) ends the run and is written on its own, so the device
+        // sees the writes in order.
+        let mut results = Vec::with_capacity(entries.len());
+        let mut run: Vec<(ConntrackKey, ConntrackValue)> = Vec::new();
+        let mut keys = HashSet::new();
+        for &(key, value) in entries {
+            if let (Key::Conntrack(k), Some(Value::Conntrack(v))) = (key, value)
+                && keys.insert(*k)
+            {
+                run.push((*k, *v));
+                continue;
+            }
+            if !run.is_empty() {
+                results.extend(self.upsert_conntrack(&run));
+                run.clear();
+                keys.clear();
+            }
+            if let (Key::Conntrack(k), Some(Value::Conntrack(v))) = (key, value) {
+                keys.insert(*k);
+                run.push((*k, *v));
+            } else {
+                results.push(self.apply(key, value));
+            }
+        }
+        if !run.is_empty() {
+            results.extend(self.upsert_conntrack(&run));
+        }
+        results
     }
 
     fn changes(&self) -> Arc<ChangeQueue> {

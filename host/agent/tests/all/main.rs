@@ -6,6 +6,7 @@
 
 mod apply;
 mod auth;
+mod resync;
 mod robustness;
 mod stream;
 mod support;

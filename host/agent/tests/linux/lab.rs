@@ -1,19 +1,20 @@
 //! The firewall lab: `client` and `server` joined through two stateful
 //! firewalls in parallel, `primary` and `shadow`, in throwaway namespaces
 //! (`umbra-ag-<random>-<role>`) that are removed on drop; and two agents
-//! over the firewalls with a minimal one-way replication between them.
+//! over the firewalls, served on loopback gRPC, with the real replicator
+//! (`umbra-replicate`) between them.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
-use umbra_agent::model::{Entry, Key};
-use umbra_agent::{Agent, AgentConfig, LinuxBackend, LinuxConfig, Outcome};
+use umbra_agent::{Agent, AgentConfig, LinuxBackend, LinuxConfig, Security};
 use umbra_netlink::NetNs;
+use umbra_replicate::{Peer, Replicator, ReplicatorConfig, ReplicatorHandle, StreamConfig};
 
 /// The server's address (on its loopback, reached through a firewall).
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(198, 19, 2, 1);
@@ -265,122 +266,227 @@ impl Drop for FirewallLab {
     }
 }
 
-/// The agents of `primary` and `shadow` over their Linux backends, each
-/// recording its device's changes on a runtime of its own; stopped on
-/// drop.
+/// One agent over a namespace's Linux backend, served on loopback gRPC
+/// until stopped.
+pub struct ServedAgent {
+    pub agent: Arc<Agent>,
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ServedAgent {
+    /// Opens `ns`'s backend and serves a new agent (new epoch, state read
+    /// from the kernel) at `addr` (port 0: any).
+    pub fn start(runtime: &Runtime, ns: &str, node_id: u64, addr: SocketAddr) -> ServedAgent {
+        let backend = LinuxBackend::open(LinuxConfig {
+            route_tables: vec![TABLE],
+            poll_interval: Duration::from_millis(200),
+            ..LinuxConfig::new(ns)
+        })
+        .expect("open the Linux backend");
+        let agent = Agent::new(
+            AgentConfig {
+                node_id,
+                ..AgentConfig::default()
+            },
+            Arc::new(backend),
+        )
+        .expect("agent");
+        ServedAgent::serve(runtime, agent, addr)
+    }
+
+    /// Serves `agent` at `addr` (the agent keeps its log and epoch across
+    /// a stop and a serve: what a cut link looks like to replication).
+    pub fn serve(runtime: &Runtime, agent: Arc<Agent>, addr: SocketAddr) -> ServedAgent {
+        let listener = runtime.block_on(async {
+            // The port of a stopped agent may take a moment to be free.
+            let deadline = Instant::now() + WAIT;
+            loop {
+                match tokio::net::TcpListener::bind(addr).await {
+                    Ok(listener) => return listener,
+                    Err(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => panic!("bind {addr}: {e}"),
+                }
+            }
+        });
+        let addr = listener.local_addr().expect("listener address");
+        let stop = CancellationToken::new();
+        let security = Security {
+            allow_unauthenticated: true,
+            ..Security::default()
+        };
+        let server = runtime.spawn({
+            let (agent, stop) = (Arc::clone(&agent), stop.clone());
+            async move {
+                umbra_agent::serve(listener, agent, security, stop)
+                    .await
+                    .expect("the agent serves");
+            }
+        });
+        ServedAgent {
+            agent,
+            addr,
+            stop,
+            server: Some(server),
+        }
+    }
+
+    /// Stops serving (and following the device); returns the agent.
+    pub fn stop(mut self, runtime: &Runtime) -> Arc<Agent> {
+        self.halt(runtime);
+        Arc::clone(&self.agent)
+    }
+
+    fn halt(&mut self, runtime: &Runtime) {
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            runtime
+                .block_on(async { tokio::time::timeout(WAIT, server).await })
+                .expect("the agent stops in time")
+                .expect("the agent task");
+        }
+    }
+}
+
+impl Drop for ServedAgent {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The agents of `primary` and `shadow` over their Linux backends, served
+/// on loopback gRPC from a runtime of their own; stopped on drop.
 pub struct Agents {
     pub primary: Arc<Agent>,
     pub shadow: Arc<Agent>,
-    stop: CancellationToken,
-    runtime: Option<tokio::runtime::Runtime>,
+    pub primary_served: Option<ServedAgent>,
+    pub shadow_served: Option<ServedAgent>,
+    pub runtime: Option<Runtime>,
 }
 
 impl Agents {
     pub fn start(lab: &FirewallLab) -> Agents {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let stop = CancellationToken::new();
-        let agent = |ns: &str, node_id| {
-            let backend = LinuxBackend::open(LinuxConfig {
-                route_tables: vec![TABLE],
-                poll_interval: Duration::from_millis(200),
-                ..LinuxConfig::new(ns)
-            })
-            .expect("open the Linux backend");
-            let agent = Agent::new(
-                AgentConfig {
-                    node_id,
-                    ..AgentConfig::default()
-                },
-                Arc::new(backend),
-            )
-            .expect("agent");
-            runtime.spawn(Arc::clone(&agent).follow_backend(stop.clone()));
-            agent
-        };
-        let primary = agent(&lab.primary, 1);
-        let shadow = agent(&lab.shadow, 2);
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let primary = ServedAgent::start(&runtime, &lab.primary, 1, any);
+        let shadow = ServedAgent::start(&runtime, &lab.shadow, 2, any);
         Agents {
-            primary,
-            shadow,
-            stop,
+            primary: Arc::clone(&primary.agent),
+            shadow: Arc::clone(&shadow.agent),
+            primary_served: Some(primary),
+            shadow_served: Some(shadow),
             runtime: Some(runtime),
         }
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        self.runtime.as_ref().expect("runtime")
+    }
+
+    /// Kills the shadow's agent (its log and epoch go with it), runs
+    /// `down_for`, and starts a new one on the same address, which reads
+    /// the kernel afresh.
+    pub fn restart_shadow(&mut self, lab: &FirewallLab, down_for: impl FnOnce()) {
+        let served = self.shadow_served.take().expect("shadow served");
+        let addr = served.addr;
+        drop(served.stop(self.runtime()));
+        down_for();
+        let shadow = ServedAgent::start(self.runtime(), &lab.shadow, 2, addr);
+        self.shadow = Arc::clone(&shadow.agent);
+        self.shadow_served = Some(shadow);
+    }
+
+    /// [`Agents::restart_shadow`] for the primary's agent.
+    pub fn restart_primary(&mut self, lab: &FirewallLab, down_for: impl FnOnce()) {
+        let served = self.primary_served.take().expect("primary served");
+        let addr = served.addr;
+        drop(served.stop(self.runtime()));
+        down_for();
+        let primary = ServedAgent::start(self.runtime(), &lab.primary, 1, addr);
+        self.primary = Arc::clone(&primary.agent);
+        self.primary_served = Some(primary);
+    }
+
+    /// Cuts the primary's agent off (its gRPC server stops, the agent and
+    /// its log stay), runs `meanwhile`, and serves it again on the same
+    /// address.
+    pub fn cut_primary(&mut self, meanwhile: impl FnOnce()) {
+        let served = self.primary_served.take().expect("primary served");
+        let addr = served.addr;
+        let agent = served.stop(self.runtime());
+        meanwhile();
+        let served = ServedAgent::serve(self.runtime(), agent, addr);
+        self.primary_served = Some(served);
     }
 }
 
 impl Drop for Agents {
     fn drop(&mut self) {
-        self.stop.cancel();
+        self.primary_served.take();
+        self.shadow_served.take();
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(5));
         }
     }
 }
 
-/// One-way replication from one agent to another, the minimum of what the
-/// replication library does: the snapshot, then the change log, applied
-/// in order.
+/// The real replicator (`umbra-replicate`) from the primary's agent to the
+/// shadow's, over loopback gRPC, on the agents' runtime.
 pub struct Replication {
-    from: Arc<Agent>,
-    to: Arc<Agent>,
-    after: u64,
-    /// Every refusal, by key, for the test to check.
-    pub rejected: BTreeMap<String, String>,
+    pub handle: ReplicatorHandle,
+    stop: CancellationToken,
 }
 
 impl Replication {
-    pub fn start(from: &Arc<Agent>, to: &Arc<Agent>) -> Replication {
-        let snapshot = from.snapshot();
-        let mut replication = Replication {
-            from: Arc::clone(from),
-            to: Arc::clone(to),
-            after: snapshot.revision,
-            rejected: BTreeMap::new(),
+    pub fn start(agents: &Agents) -> Replication {
+        // Lazy channels are made inside a runtime.
+        let _runtime = agents.runtime().enter();
+        let peer = |name: &str, served: &Option<ServedAgent>| {
+            let addr = served.as_ref().expect("served").addr;
+            Peer::connect_lazy(name, &addr.to_string(), None).expect("peer")
         };
-        replication.apply(snapshot.entries);
-        replication
+        let replicator = Replicator::new(
+            peer("primary", &agents.primary_served),
+            peer("shadow", &agents.shadow_served),
+            ReplicatorConfig {
+                stream: StreamConfig {
+                    // Reconnect quickly after the faults the tests make.
+                    backoff_max: Duration::from_millis(300),
+                    ..StreamConfig::default()
+                },
+                anti_entropy: None,
+                ..ReplicatorConfig::default()
+            },
+        );
+        let handle = replicator.handle();
+        let stop = CancellationToken::new();
+        agents.runtime().spawn(replicator.run(stop.clone()));
+        Replication { handle, stop }
     }
 
-    /// Applies what changed since the last step: the latest version of
-    /// each key, in the order of those versions.
-    ///
-    /// Coalesced because the agent compares each of its backend's reports
-    /// of an Apply with what it holds after the whole batch: a batch with
-    /// several versions of one key would have the reports of the earlier
-    /// ones recorded as local changes of the receiving device.
-    pub fn step(&mut self) {
-        let changes = self
-            .from
-            .changes_after(self.after, 4096, Clone::clone)
-            .expect("the log still holds our position");
-        self.after += changes.len() as u64;
-        let mut latest: BTreeMap<Key, usize> = BTreeMap::new();
-        for (i, change) in changes.iter().enumerate() {
-            latest.insert(change.key.clone(), i);
-        }
-        let coalesced = changes
-            .into_iter()
-            .enumerate()
-            .filter(|(i, change)| latest.get(&change.key) == Some(i))
-            .map(|(_, change)| change)
-            .collect();
-        self.apply(coalesced);
+    /// Entries the shadow refused so far.
+    pub fn rejected(&self) -> u64 {
+        self.handle.status().forward.rejected
     }
 
-    fn apply(&mut self, entries: Vec<Entry>) {
-        if entries.is_empty() {
-            return;
-        }
-        let keys: Vec<String> = entries.iter().map(|e| format!("{:?}", e.key)).collect();
-        let report = self.to.apply(entries).expect("apply a batch");
-        for (key, outcome) in keys.into_iter().zip(report.outcomes) {
-            if let Outcome::Rejected(why) = outcome {
-                self.rejected.insert(key, why);
-            }
-        }
+    /// Waits until the shadow has applied everything the primary holds now.
+    pub fn drain(&self, agents: &Agents) {
+        agents
+            .runtime()
+            .block_on(self.handle.drain_and_commit(None, WAIT))
+            .unwrap_or_else(|e| panic!("drain: {e} ({:#?})", self.handle.status()));
+    }
+}
+
+impl Drop for Replication {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }

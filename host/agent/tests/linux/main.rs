@@ -2,5 +2,6 @@
 //! nftables firewalls and conntrack, checked with the Linux CLIs
 //! (`conntrack`, `ip`, `nft`). They need root, as CI has.
 
+mod faults;
 mod firewall;
 mod lab;

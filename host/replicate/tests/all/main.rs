@@ -6,5 +6,7 @@
 mod anti_entropy;
 mod bidirectional;
 mod drain;
+mod state;
 mod stream;
 mod support;
+mod tls;

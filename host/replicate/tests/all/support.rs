@@ -60,6 +60,7 @@ pub struct Node {
     sim_config: SimConfig,
     config: AgentConfig,
     churn: CancellationToken,
+    security: Security,
     serving: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
@@ -89,6 +90,17 @@ fn security() -> Security {
 
 impl Node {
     pub async fn start(node_id: u64, sim: SimConfig, config: AgentConfig, behind_ms: u64) -> Self {
+        Self::start_secured(node_id, sim, config, behind_ms, security()).await
+    }
+
+    /// [`Node::start`] with `security` instead of the token.
+    pub async fn start_secured(
+        node_id: u64,
+        sim: SimConfig,
+        config: AgentConfig,
+        behind_ms: u64,
+        security: Security,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let churn = CancellationToken::new();
@@ -101,6 +113,7 @@ impl Node {
             sim_config: sim,
             config,
             churn,
+            security,
             serving: None,
         };
         node.serve(listener);
@@ -119,8 +132,12 @@ impl Node {
 
     fn serve(&mut self, listener: TcpListener) {
         let stop = CancellationToken::new();
-        let serving =
-            umbra_agent::serve(listener, Arc::clone(&self.agent), security(), stop.clone());
+        let serving = umbra_agent::serve(
+            listener,
+            Arc::clone(&self.agent),
+            self.security.clone(),
+            stop.clone(),
+        );
         let task = tokio::spawn(async move {
             serving.await.expect("agent serves");
         });
