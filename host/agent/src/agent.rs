@@ -398,7 +398,13 @@ impl Agent {
         }
         let outcomes: Vec<Outcome> = outcomes
             .into_iter()
-            .map(|o| o.expect("every entry has an outcome"))
+            .map(|o| {
+                // Only a backend breaking `apply_batch`'s contract (one
+                // result per write) leaves an entry without an outcome.
+                o.unwrap_or_else(|| {
+                    Outcome::Rejected("the device reported no result for this entry".into())
+                })
+            })
             .collect();
         let now = Instant::now();
         if state.pending_echoes.len() > ECHO_SWEEP_AT
