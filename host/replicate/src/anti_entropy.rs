@@ -13,6 +13,14 @@
 //! comes back SUPERSEDED; that side then gets a tombstone of exactly the
 //! version it holds, which deletes it and loses to any later write.
 //!
+//! A side is the authority on the entries it originated: a key a side lacks
+//! entirely while the other side's copy carries the lacking side's origin
+//! was deleted where it was born, even when that side has already forgotten
+//! the tombstone (tombstones are kept in bounded number), so the other
+//! side's copy is deleted rather than written back — the resurrection a
+//! bounded tombstone set would otherwise allow. This is the rule a
+//! snapshot after a gap already follows (the source's snapshot decides).
+//!
 //! Repairs are idempotent and only ever raise versions, so a round that
 //! races with the streams does no harm: at worst it writes what the stream
 //! would have written a moment later (counted, then, as a repair).
@@ -230,16 +238,31 @@ impl AntiEntropy {
             device::snapshot(&self.b, &mut b, self.config.snapshot_chunk).await?;
         let side_a = side(entries_a, count, &mismatched);
         let side_b = side(entries_b, count, &mismatched);
+        let (health_a, health_b) = tokio::try_join!(
+            device::health(&self.a, &mut a),
+            device::health(&self.b, &mut b)
+        )?;
 
-        // Each side's newer (or only) versions, for the other.
-        let newer = |from: &Side, to: &Side| -> Vec<(Key, bool, pb::Entry)> {
-            from.iter()
-                .filter(|(key, (version, _))| to.get(*key).is_none_or(|(v, _)| v < version))
-                .map(|(key, (_, entry))| (key.clone(), !to.contains_key(key), entry.clone()))
-                .collect()
+        // Each side's newer (or only) versions, for the other; but a key
+        // the other side lacks and originated was deleted there: its copy
+        // goes (as a tombstone) instead.
+        let newer = |from: &Side, to: &Side, to_node: u64| {
+            let mut write: Vec<(Key, bool, pb::Entry)> = Vec::new();
+            let mut orphans: Vec<(Key, bool, pb::Entry)> = Vec::new();
+            for (key, (version, entry)) in from {
+                match to.get(key) {
+                    Some((v, _)) if v >= version => {}
+                    Some(_) => write.push((key.clone(), false, entry.clone())),
+                    None if device::origin(entry) == to_node => {
+                        orphans.push((key.clone(), false, device::tombstone_of(entry)));
+                    }
+                    None => write.push((key.clone(), true, entry.clone())),
+                }
+            }
+            (write, orphans)
         };
-        let to_b = newer(&side_a, &side_b);
-        let to_a = newer(&side_b, &side_a);
+        let (to_b, orphans_on_a) = newer(&side_a, &side_b, health_b.node_id);
+        let (to_a, orphans_on_b) = newer(&side_b, &side_a, health_a.node_id);
         let mut needed: BTreeMap<u32, (u64, u64)> = BTreeMap::new(); // partition → (applied, rejected)
         let written_b = self
             .repair(&self.b, &mut b, &to_b, count, &mut needed)
@@ -253,11 +276,13 @@ impl AntiEntropy {
             .deleted
             .into_iter()
             .map(|(key, entry)| (key, false, device::tombstone_of(&entry)))
+            .chain(orphans_on_b)
             .collect();
         let tombstones_a: Vec<(Key, bool, pb::Entry)> = written_b
             .deleted
             .into_iter()
             .map(|(key, entry)| (key, false, device::tombstone_of(&entry)))
+            .chain(orphans_on_a)
             .collect();
         let deleted_b = self
             .repair(&self.b, &mut b, &tombstones_b, count, &mut needed)

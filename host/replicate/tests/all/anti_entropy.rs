@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use umbra_agent::AgentConfig;
 use umbra_agent::wire::entry_from_wire;
 use umbra_replicate::{AntiEntropy, AntiEntropyConfig};
 
@@ -77,6 +78,56 @@ async fn repairs_a_divergence_introduced_on_one_side() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_deleted_where_it_was_born_is_not_resurrected_once_its_tombstone_is_forgotten() {
+    // A keeps a single tombstone: deleting a second key forgets the first.
+    let a = Node::start(
+        1,
+        quiet(),
+        AgentConfig {
+            tombstones: 1,
+            ..AgentConfig::default()
+        },
+        0,
+    )
+    .await;
+    let b = Node::shadow().await;
+    let (pa, pb) = (a.peer("primary"), b.peer("shadow"));
+    let anti_entropy = AntiEntropy::new(
+        pa.clone(),
+        pb.clone(),
+        AntiEntropyConfig {
+            partitions: 16,
+            ..AntiEntropyConfig::default()
+        },
+    );
+    anti_entropy.round().await.expect("round");
+    a.assert_same(&b, "identical");
+
+    // Port 7 born on A (origin 1) and held by both; A deletes it, B misses
+    // the delete; A then deletes port 8, forgetting port 7's tombstone.
+    let t = umbra_agent::hlc::system_ms();
+    let born = conntrack(7, 70, version(t, 1, false));
+    apply(&pa, vec![born.clone()]).await;
+    apply(&pb, vec![born]).await;
+    apply(&pa, vec![conntrack(7, 70, version(t + 1, 1, true))]).await;
+    apply(&pa, vec![conntrack(8, 80, version(t + 2, 1, true))]).await;
+    // Without the origin rule, A would take port 7 back as an entry it
+    // lacks (nothing left there says it was deleted).
+    let report = anti_entropy.round().await.expect("round");
+    assert_eq!(report.written_to_a, 0, "{report:?}");
+    assert_eq!(report.written_to_b, 1, "port 7's delete to B: {report:?}");
+    assert_eq!(mark_of(&a.agent, 7), None);
+    assert_eq!(mark_of(&b.agent, 7), None);
+    a.assert_same(&b, "repaired");
+
+    // An entry A lacks that was born elsewhere is still written to A.
+    apply(&pb, vec![conntrack(9, 90, version(t + 3, 2, false))]).await;
+    let report = anti_entropy.round().await.expect("round");
+    assert_eq!(report.written_to_a, 1, "{report:?}");
+    assert_eq!(mark_of(&a.agent, 9), Some(90));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replicator_runs_anti_entropy_and_reports_the_repairs() {
     use std::time::Duration;
 
@@ -109,13 +160,15 @@ async fn the_replicator_runs_anti_entropy_and_reports_the_repairs() {
     handle.drain_and_commit(None, WAIT).await.expect("synced");
     let metrics = handle.anti_entropy.clone().expect("anti-entropy on");
 
-    // An entry that appears on the shadow alone, stamped as if it came from
-    // the primary (so the stream will never carry it): only anti-entropy
-    // can find it.
+    // An entry that appears on the shadow alone, stamped by a third node
+    // (so the primary → shadow stream will never carry it, and neither side
+    // is the authority on it): only anti-entropy can find it. (One stamped
+    // with the primary's origin that the primary lacks would be deleted
+    // instead: see the test above.)
     let t = umbra_agent::hlc::system_ms();
     apply(
         &b.peer("shadow"),
-        vec![conntrack(7, 70, version(t - 1_000, 1, false))],
+        vec![conntrack(7, 70, version(t - 1_000, 3, false))],
     )
     .await;
     let deadline = tokio::time::Instant::now() + WAIT;
