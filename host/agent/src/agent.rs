@@ -9,7 +9,7 @@
 //! state, then the backend's locks), which is what makes a snapshot
 //! consistent with a revision and keeps the log in the device's order.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -588,11 +588,28 @@ impl Agent {
 
     /// Every live entry, consistent at the returned revision.
     pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_where(|_| true)
+    }
+
+    /// [`Agent::snapshot`] of the keys in `partitions` among `count` (as
+    /// [`Agent::digest`] splits them): what anti-entropy reads of the
+    /// partitions that differ.
+    ///
+    /// # Errors
+    /// [`AgentError::InvalidRequest`] for a `count` outside 1..=65536 or a
+    /// partition not below it.
+    pub fn snapshot_partitions(&self, count: u32, partitions: &[u32]) -> Result<Snapshot> {
+        let wanted = wanted_partitions(count, partitions)?;
+        Ok(self.snapshot_where(|key| wanted.contains(&key.partition(count))))
+    }
+
+    /// The live entries whose key `keep` accepts, copied under the lock.
+    fn snapshot_where(&self, keep: impl Fn(&Key) -> bool) -> Snapshot {
         let state = self.lock();
         let entries = state
             .entries
             .iter()
-            .filter(|(_, slot)| !slot.version.tombstone)
+            .filter(|(key, slot)| !slot.version.tombstone && keep(key))
             .map(|(key, slot)| Entry {
                 key: key.clone(),
                 version: slot.version,
@@ -637,22 +654,7 @@ impl Agent {
     /// [`AgentError::InvalidRequest`] for a count of 0 or above 65536, or a
     /// partition not below it.
     pub fn digest(&self, count: u32, partitions: &[u32]) -> Result<DigestReport> {
-        if !(1..=65_536).contains(&count) {
-            return Err(AgentError::InvalidRequest(format!(
-                "partition_count {count} is not in 1..=65536"
-            )));
-        }
-        let bad: Vec<String> = partitions
-            .iter()
-            .filter(|&&p| p >= count)
-            .map(u32::to_string)
-            .collect();
-        if !bad.is_empty() {
-            return Err(AgentError::InvalidRequest(format!(
-                "partitions {} are not below partition_count {count}",
-                bad.join(", ")
-            )));
-        }
+        let wanted_set = wanted_partitions(count, partitions)?;
         let wanted: Vec<u32> = if partitions.is_empty() {
             (0..count).collect()
         } else {
@@ -660,19 +662,15 @@ impl Agent {
         };
         let mut hashers: HashMap<u32, (Sha256, u64)> =
             wanted.iter().map(|&p| (p, (Sha256::new(), 0))).collect();
-        let state = self.lock();
+        // The entries are copied under the lock and hashed after it: encoding
+        // and hashing cost ten times the copy, and Apply waits on the lock.
+        let Snapshot {
+            revision, entries, ..
+        } = self.snapshot_where(|key| wanted_set.contains(&key.partition(count)));
         let mut buf = Vec::with_capacity(256);
-        for (key, slot) in &state.entries {
-            if slot.version.tombstone {
+        for entry in entries {
+            let Some((hasher, n)) = hashers.get_mut(&entry.key.partition(count)) else {
                 continue;
-            }
-            let Some((hasher, n)) = hashers.get_mut(&key.partition(count)) else {
-                continue;
-            };
-            let entry = Entry {
-                key: key.clone(),
-                version: slot.version,
-                value: slot.value.clone(),
             };
             buf.clear();
             entry_to_wire(&entry)
@@ -681,8 +679,6 @@ impl Agent {
             hasher.update(&buf);
             *n += 1;
         }
-        let revision = state.log.head();
-        drop(state);
         let partitions = wanted
             .iter()
             .map(|p| {
@@ -716,4 +712,34 @@ impl Agent {
             problems,
         }
     }
+}
+
+/// The partitions asked for among `count` (every one when `partitions` is
+/// empty).
+///
+/// # Errors
+/// [`AgentError::InvalidRequest`] for a `count` outside 1..=65536 or a
+/// partition not below it.
+fn wanted_partitions(count: u32, partitions: &[u32]) -> Result<HashSet<u32>> {
+    if !(1..=65_536).contains(&count) {
+        return Err(AgentError::InvalidRequest(format!(
+            "partition_count {count} is not in 1..=65536"
+        )));
+    }
+    let bad: Vec<String> = partitions
+        .iter()
+        .filter(|&&p| p >= count)
+        .map(u32::to_string)
+        .collect();
+    if !bad.is_empty() {
+        return Err(AgentError::InvalidRequest(format!(
+            "partitions {} are not below partition_count {count}",
+            bad.join(", ")
+        )));
+    }
+    Ok(if partitions.is_empty() {
+        (0..count).collect()
+    } else {
+        partitions.iter().copied().collect()
+    })
 }

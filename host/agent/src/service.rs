@@ -237,8 +237,17 @@ impl pb::device_server::Device for DeviceService {
         &self,
         request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        let size = chunk_size(request.get_ref().chunk_size, DEFAULT_SNAPSHOT_CHUNK);
-        let snapshot = self.agent.snapshot();
+        let request = request.into_inner();
+        let size = chunk_size(request.chunk_size, DEFAULT_SNAPSHOT_CHUNK);
+        let snapshot = match request.partition_count {
+            0 if request.partitions.is_empty() => self.agent.snapshot(),
+            0 => {
+                return Err(Status::invalid_argument(
+                    "partitions given without partition_count",
+                ));
+            }
+            count => self.agent.snapshot_partitions(count, &request.partitions)?,
+        };
         let (revision, epoch) = (snapshot.revision, snapshot.epoch);
         let mut chunks: Vec<Vec<_>> = Vec::new();
         let mut entries = snapshot.entries.into_iter().peekable();

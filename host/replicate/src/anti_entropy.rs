@@ -24,8 +24,8 @@
 //! Repairs are idempotent and only ever raise versions, so a round that
 //! races with the streams does no harm: at worst it writes what the stream
 //! would have written a moment later (counted, then, as a repair).
-//! Snapshots are whole (the protocol has no per-partition snapshot), so a
-//! round that finds differences costs one snapshot of each side.
+//! A round that finds differences reads, from each side, a snapshot of the
+//! differing partitions only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -229,13 +229,15 @@ impl AntiEntropy {
                 .wait_until(digest_b.log_epoch, digest_b.revision, deadline)
                 .await;
         }
+        let wanted: Vec<u32> = mismatched.iter().copied().collect();
+        let chunk = self.config.snapshot_chunk;
         let (revision_a, epoch_a, entries_a) =
-            device::snapshot(&self.a, &mut a, self.config.snapshot_chunk).await?;
+            device::snapshot_partitions(&self.a, &mut a, chunk, count, wanted.clone()).await?;
         if let Some(stream) = &self.a_to_b {
             let _ = stream.wait_until(epoch_a, revision_a, deadline).await;
         }
         let (_, _, entries_b) =
-            device::snapshot(&self.b, &mut b, self.config.snapshot_chunk).await?;
+            device::snapshot_partitions(&self.b, &mut b, chunk, count, wanted).await?;
         let side_a = side(entries_a, count, &mismatched);
         let side_b = side(entries_b, count, &mismatched);
         let (health_a, health_b) = tokio::try_join!(

@@ -114,8 +114,40 @@ pub(crate) async fn snapshot(
     client: &mut DeviceConn,
     chunk_size: u32,
 ) -> Result<(u64, u64, Vec<pb::Entry>)> {
+    snapshot_of(
+        peer,
+        client,
+        pb::SnapshotRequest {
+            chunk_size,
+            ..pb::SnapshotRequest::default()
+        },
+    )
+    .await
+}
+
+/// The entries of `partitions` among `count`, as [`snapshot`] reads them.
+pub(crate) async fn snapshot_partitions(
+    peer: &Peer,
+    client: &mut DeviceConn,
+    chunk_size: u32,
+    count: u32,
+    partitions: Vec<u32>,
+) -> Result<(u64, u64, Vec<pb::Entry>)> {
+    let request = pb::SnapshotRequest {
+        chunk_size,
+        partition_count: count,
+        partitions,
+    };
+    snapshot_of(peer, client, request).await
+}
+
+async fn snapshot_of(
+    peer: &Peer,
+    client: &mut DeviceConn,
+    request: pb::SnapshotRequest,
+) -> Result<(u64, u64, Vec<pb::Entry>)> {
     let mut stream = client
-        .snapshot(pb::SnapshotRequest { chunk_size })
+        .snapshot(request)
         .await
         .map_err(|status| ReplicateError::rpc(peer.name(), "Snapshot", status))?
         .into_inner();

@@ -252,7 +252,7 @@ async fn digests_are_equal_for_equal_states_and_pinpoint_one_change() {
     // One changed session on b: exactly its partition differs.
     let changed = conntrack(43_007, version(77, 2_000, false));
     cb.apply(pb::ApplyRequest {
-        entries: vec![changed],
+        entries: vec![changed.clone()],
     })
     .await
     .unwrap();
@@ -274,6 +274,38 @@ async fn digests_are_equal_for_equal_states_and_pinpoint_one_change() {
         .unwrap()
         .into_inner();
     assert_eq!(single.partitions, vec![db[differing[0] as usize].clone()]);
+    // A snapshot of that partition: its entries and nothing else, the
+    // changed session among them.
+    let mut chunks = cb
+        .snapshot(pb::SnapshotRequest {
+            chunk_size: 3,
+            partition_count: 16,
+            partitions: differing.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut partial = Vec::new();
+    while let Some(chunk) = chunks.message().await.unwrap() {
+        partial.extend(chunk.entries);
+    }
+    assert_eq!(partial.len() as u64, db[differing[0] as usize].count);
+    assert!(partial.contains(&changed), "{partial:?}");
+    let (_, _, whole) = snapshot(&mut cb).await;
+    for entry in &partial {
+        assert_eq!(whole.get(&wire_key(entry)), Some(entry));
+    }
+    for (partition_count, partitions) in [(0, vec![3]), (16, vec![16]), (70_000, vec![])] {
+        let status = cb
+            .snapshot(pb::SnapshotRequest {
+                chunk_size: 0,
+                partition_count,
+                partitions,
+            })
+            .await
+            .expect_err("invalid");
+        assert_eq!(status.code(), Code::InvalidArgument);
+    }
     // Bad requests are refused whole.
     for (partition_count, partitions) in [(0, vec![]), (16, vec![16])] {
         let status = cb

@@ -123,7 +123,10 @@ async fn clients_vanishing_mid_stream_do_not_disturb_the_agent() {
             .into_inner();
         metrics.next().await.unwrap().unwrap();
         let mut chunks = client
-            .snapshot(pb::SnapshotRequest { chunk_size: 1 })
+            .snapshot(pb::SnapshotRequest {
+                chunk_size: 1,
+                ..pb::SnapshotRequest::default()
+            })
             .await
             .unwrap()
             .into_inner();

@@ -194,7 +194,10 @@ pub fn apply_change(replica: &mut Replica, entry: pb::Entry) {
 /// chunk agrees on the revision and that only the last is marked last.
 pub async fn snapshot(client: &mut Client) -> (u64, u64, Replica) {
     let mut stream = client
-        .snapshot(pb::SnapshotRequest { chunk_size: 7 })
+        .snapshot(pb::SnapshotRequest {
+            chunk_size: 7,
+            ..pb::SnapshotRequest::default()
+        })
         .await
         .expect("snapshot")
         .into_inner();
