@@ -222,6 +222,83 @@ fn a_route_and_an_nftables_change_on_the_primary_appear_on_the_shadow() {
     );
 }
 
+#[test]
+fn with_replication_both_ways_a_change_on_the_shadow_appears_on_the_primary() {
+    let lab = FirewallLab::build();
+    let agents = Agents::start(&lab);
+    let replication = Replication::start_bidirectional(&agents);
+    let table = TABLE.to_string();
+    let primary_routes = || routes_in(&lab.primary, TABLE);
+    let primary_fw = || run_in(&lab.primary, &["nft", "list", "table", "inet", "fw"]);
+    let shadow_routes = || routes_in(&lab.shadow, TABLE);
+    assert!(!primary_routes().contains("198.19.7.0/24"));
+    assert!(!primary_fw().contains("dport 4789"));
+
+    run_in(
+        &lab.shadow,
+        &[
+            "ip",
+            "route",
+            "add",
+            "198.19.7.0/24",
+            "dev",
+            "out0",
+            "table",
+            &table,
+        ],
+    );
+    run_in(
+        &lab.shadow,
+        &["nft", "add rule inet fw forward udp dport 4789 accept"],
+    );
+    assert!(
+        wait_until(|| {
+            primary_routes().contains("198.19.7.0/24 dev out0")
+                && primary_fw().contains("udp dport 4789 accept")
+        }),
+        "primary routes:\n{}\nprimary firewall:\n{}",
+        primary_routes(),
+        primary_fw()
+    );
+    // And the other way at the same time: nothing echoes back and forth.
+    run_in(
+        &lab.primary,
+        &[
+            "ip",
+            "route",
+            "add",
+            "198.19.8.0/24",
+            "dev",
+            "out0",
+            "table",
+            &table,
+        ],
+    );
+    assert!(
+        wait_until(|| shadow_routes().contains("198.19.8.0/24 dev out0")),
+        "shadow routes:\n{}",
+        shadow_routes()
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    for (agent, name) in [(&agents.primary, "primary"), (&agents.shadow, "shadow")] {
+        let routes: Vec<Entry> = agent.snapshot().entries;
+        for (prefix, origin) in [
+            ("198.19.7.0/24", agents.shadow.node_id()),
+            ("198.19.8.0/24", agents.primary.node_id()),
+        ] {
+            let entry = routes
+                .iter()
+                .find(|e| matches!(&e.key, Key::Route(r) if r.destination.to_string() == prefix))
+                .unwrap_or_else(|| panic!("{name} lacks {prefix}: {routes:#?}"));
+            assert_eq!(entry.version.origin, origin, "{name}: {entry:#?}");
+        }
+    }
+    // The firewalls kept their other rules.
+    assert!(primary_fw().contains("ct state established,related accept"));
+    let status = replication.handle.status();
+    assert_eq!(status.forward.rejected, 0, "{status:#?}");
+}
+
 #[tokio::test]
 async fn umbra_agent_netns_serves_the_linux_device() {
     let lab = FirewallLab::build();

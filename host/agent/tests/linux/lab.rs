@@ -446,6 +446,15 @@ pub struct Replication {
 
 impl Replication {
     pub fn start(agents: &Agents) -> Replication {
+        Self::start_with(agents, false)
+    }
+
+    /// Both directions: changes made on the shadow reach the primary too.
+    pub fn start_bidirectional(agents: &Agents) -> Replication {
+        Self::start_with(agents, true)
+    }
+
+    fn start_with(agents: &Agents, bidirectional: bool) -> Replication {
         // Lazy channels are made inside a runtime.
         let _runtime = agents.runtime().enter();
         let peer = |name: &str, served: &Option<ServedAgent>| {
@@ -462,7 +471,7 @@ impl Replication {
                     ..StreamConfig::default()
                 },
                 anti_entropy: None,
-                ..ReplicatorConfig::default()
+                bidirectional,
             },
         );
         let handle = replicator.handle();
