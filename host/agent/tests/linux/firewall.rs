@@ -299,6 +299,63 @@ fn with_replication_both_ways_a_change_on_the_shadow_appears_on_the_primary() {
     assert_eq!(status.forward.rejected, 0, "{status:#?}");
 }
 
+#[test]
+fn entries_the_kernel_refuses_are_rejected_one_by_one_and_the_rest_applied() {
+    use umbra_agent::Outcome;
+    use umbra_agent::model::{Prefix, RouteKey, RouteValue, Value, Version};
+
+    let lab = FirewallLab::build();
+    let agents = Agents::start(&lab);
+    let route = |prefix: [u8; 4], interface: &str| {
+        let key = Key::Route(RouteKey {
+            table: TABLE,
+            destination: Prefix::new(prefix.into(), 24).expect("prefix"),
+            metric: 0,
+        });
+        let value = Value::Route(RouteValue {
+            gateway: None,
+            output_interface: interface.into(),
+        });
+        let version = Version {
+            clock: agents.primary.now(),
+            origin: 9,
+            tombstone: false,
+        };
+        Entry::new(key, version, Some(value)).expect("entry")
+    };
+    let report = agents
+        .primary
+        .apply(vec![
+            route([198, 19, 21, 0], "out0"),
+            // No such interface in the namespace: the kernel says ENODEV.
+            route([198, 19, 22, 0], "nosuch0"),
+            route([198, 19, 23, 0], "out0"),
+        ])
+        .expect("apply");
+    assert_eq!(report.outcomes[0], Outcome::Applied, "{report:?}");
+    assert!(
+        matches!(&report.outcomes[1], Outcome::Rejected(why) if why.contains("nosuch0") || why.to_lowercase().contains("no such device")),
+        "{report:?}"
+    );
+    assert_eq!(report.outcomes[2], Outcome::Applied, "{report:?}");
+    let routes = routes_in(&lab.primary, TABLE);
+    assert!(
+        routes.contains("198.19.21.0/24") && routes.contains("198.19.23.0/24"),
+        "{routes}"
+    );
+    assert!(!routes.contains("198.19.22.0/24"), "{routes}");
+    // The refused entry left no trace in the agent either, and the agent
+    // still answers.
+    let held = agents.primary.snapshot().entries;
+    let has = |third: u8| {
+        held.iter().any(|e| {
+            matches!(&e.key, Key::Route(r) if r.destination.to_string() == format!("198.19.{third}.0/24"))
+        })
+    };
+    assert!(has(21) && has(23) && !has(22));
+    assert!(agents.primary.health().entries > 0);
+}
+
 #[tokio::test]
 async fn umbra_agent_netns_serves_the_linux_device() {
     let lab = FirewallLab::build();
