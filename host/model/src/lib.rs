@@ -18,7 +18,7 @@ pub mod manifest;
 pub mod predictor;
 pub mod runtime;
 
-pub use manifest::{Device, Feature, FeatureSource, Manifest, Transform};
+pub use manifest::{Device, Feature, FeatureSource, Manifest, Relation, Transform};
 pub use predictor::Predictor;
 
 /// Errors of the model layer.

@@ -21,7 +21,10 @@
 //! ```
 //!
 //! The value fed to the model for a feature at a tick is
-//! `(transform(x) - mean) / scale`, with `x` the raw metric value at that tick.
+//! `(transform(x) - mean) / scale`, with `x` the raw metric value at that tick;
+//! a relative transform also subtracts the shadow's value at that tick
+//! (`*-minus-shadow`) or the series' mean over the `baseline_ticks` before the
+//! window (`*-vs-baseline`, with `"baseline_ticks"` at the top level).
 //! [`Manifest::input`] is the only place that computes it, so the server and the
 //! trainer can never scale differently.
 
@@ -33,6 +36,11 @@ use ndarray::{Array3, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
 
 /// The only manifest format this crate reads and writes.
 pub const FORMAT: u32 = 1;
@@ -73,41 +81,102 @@ impl fmt::Display for Device {
 }
 
 /// The transform applied to a raw metric value before standardisation.
+///
+/// `raw` and `log1p` look at one series, tick by tick. The other four are
+/// *relative*: they compare the base transform (`raw` or `log1p`) of a value
+/// with something the model could not see in the window alone.
+///
+/// - `*-minus-shadow`: the primary's value minus the shadow's, tick by tick
+///   (each side carried forward on its own). Load that reaches both devices,
+///   a traffic surge, cancels; a fault of the primary does not. Only for
+///   primary features.
+/// - `*-vs-baseline`: the value minus the mean of the same series over the
+///   [`Manifest::baseline_ticks`] ticks before the window (present samples
+///   only): how far the window sits from its recent level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Transform {
     /// The value as measured.
     Raw,
     /// `ln(1 + max(x, 0))`, for heavy-tailed rates and counts. Negative inputs
     /// are clamped to 0 first so a glitching counter cannot produce NaN.
     Log1p,
+    /// `x(primary) - x(shadow)`.
+    RawMinusShadow,
+    /// `log1p(primary) - log1p(shadow)`: the log of their ratio.
+    Log1pMinusShadow,
+    /// `x - mean(x over the baseline ticks before the window)`.
+    RawVsBaseline,
+    /// `log1p(x) - mean(log1p(x) over the baseline ticks before the window)`.
+    Log1pVsBaseline,
+}
+
+/// Every transform, in the order error messages list them.
+const TRANSFORMS: [Transform; 6] = [
+    Transform::Raw,
+    Transform::Log1p,
+    Transform::RawMinusShadow,
+    Transform::Log1pMinusShadow,
+    Transform::RawVsBaseline,
+    Transform::Log1pVsBaseline,
+];
+
+/// What a transform compares a value with, after its base transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// Nothing: the value itself.
+    Absolute,
+    /// The shadow's value of the same metric at the same tick.
+    MinusShadow,
+    /// The series' mean over the baseline ticks before the window.
+    VsBaseline,
 }
 
 impl Transform {
-    /// The name used in manifests (`raw`, `log1p`).
+    /// The name used in manifests (`raw`, `log1p`, `raw-minus-shadow`, ...).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Raw => "raw",
             Self::Log1p => "log1p",
+            Self::RawMinusShadow => "raw-minus-shadow",
+            Self::Log1pMinusShadow => "log1p-minus-shadow",
+            Self::RawVsBaseline => "raw-vs-baseline",
+            Self::Log1pVsBaseline => "log1p-vs-baseline",
         }
     }
 
-    /// Applies the transform to one raw value.
+    /// The per-value part: [`Transform::Raw`] or [`Transform::Log1p`].
+    #[must_use]
+    pub fn base(self) -> Self {
+        match self {
+            Self::Raw | Self::RawMinusShadow | Self::RawVsBaseline => Self::Raw,
+            Self::Log1p | Self::Log1pMinusShadow | Self::Log1pVsBaseline => Self::Log1p,
+        }
+    }
+
+    /// What the base-transformed value is compared with.
+    #[must_use]
+    pub fn relation(self) -> Relation {
+        match self {
+            Self::Raw | Self::Log1p => Relation::Absolute,
+            Self::RawMinusShadow | Self::Log1pMinusShadow => Relation::MinusShadow,
+            Self::RawVsBaseline | Self::Log1pVsBaseline => Relation::VsBaseline,
+        }
+    }
+
+    /// Applies the base transform to one raw value (the relative transforms
+    /// then subtract the shadow's or the baseline's, see [`Manifest::input`]).
     #[must_use]
     pub fn apply(self, x: f64) -> f64 {
-        match self {
-            Self::Raw => x,
+        match self.base() {
             Self::Log1p => x.max(0.0).ln_1p(),
+            _ => x,
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        match s {
-            "raw" => Some(Self::Raw),
-            "log1p" => Some(Self::Log1p),
-            _ => None,
-        }
+        TRANSFORMS.into_iter().find(|t| t.as_str() == s)
     }
 }
 
@@ -129,12 +198,19 @@ pub struct Feature {
 }
 
 impl Feature {
-    /// The scaled value fed to the model for a raw value `x`:
-    /// `(transform(x) - mean) / scale`.
+    /// The scaled value fed to the model for a raw value `x` of an absolute
+    /// feature (`raw`, `log1p`): `(transform(x) - mean) / scale`.
     #[must_use]
     pub fn scale_value(&self, x: f64) -> f32 {
+        self.scale_transformed(self.transform.apply(x))
+    }
+
+    /// The scaled value fed to the model for an already transformed value
+    /// `v` (for a relative feature, the difference): `(v - mean) / scale`.
+    #[must_use]
+    pub fn scale_transformed(&self, v: f64) -> f32 {
         // Computed in f64 and rounded once, so every caller gets the same f32.
-        ((self.transform.apply(x) - self.mean) / self.scale) as f32
+        ((v - self.mean) / self.scale) as f32
     }
 }
 
@@ -161,6 +237,11 @@ pub struct Manifest {
     pub horizon_ms: u64,
     /// Default alarm probability in `[0, 1]`.
     pub threshold: f64,
+    /// Ticks before the window whose mean is the baseline of the
+    /// `*-vs-baseline` features; 0 (and absent from the file) when no feature
+    /// uses one. A server keeps this many ticks of history besides the window.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub baseline_ticks: usize,
     /// Input features, in the order of the model's last input dimension.
     pub features: Vec<Feature>,
     /// Free-form record of how the model was trained (data, seed, metrics).
@@ -182,6 +263,8 @@ struct ManifestFile {
     tick_ms: u64,
     horizon_ms: u64,
     threshold: f64,
+    #[serde(default)]
+    baseline_ticks: usize,
     features: Vec<FeatureFile>,
     #[serde(default)]
     training: Option<serde_json::Map<String, serde_json::Value>>,
@@ -254,8 +337,10 @@ impl Manifest {
             let transform = Transform::parse(&f.transform);
             if transform.is_none() {
                 problems.push(format!(
-                    "features[{i}] ({}): unknown transform {:?}, expected \"raw\" or \"log1p\"",
-                    f.name, f.transform
+                    "features[{i}] ({}): unknown transform {:?}, expected one of {}",
+                    f.name,
+                    f.transform,
+                    TRANSFORMS.map(Transform::as_str).join(", ")
                 ));
             }
             features.push(Feature {
@@ -278,6 +363,7 @@ impl Manifest {
             tick_ms: file.tick_ms,
             horizon_ms: file.horizon_ms,
             threshold: file.threshold,
+            baseline_ticks: file.baseline_ticks,
             features,
             training: file.training,
         };
@@ -348,6 +434,18 @@ impl Manifest {
                     f.transform.as_str()
                 ));
             }
+            match f.transform.relation() {
+                Relation::MinusShadow if f.device != Device::Primary => problems.push(format!(
+                    "{at}: transform {} compares the primary with the shadow, so the device must be \"primary\", found {:?}",
+                    f.transform.as_str(),
+                    f.device.as_str()
+                )),
+                Relation::VsBaseline if self.baseline_ticks == 0 => problems.push(format!(
+                    "{at}: transform {} needs baseline_ticks >= 1, found 0",
+                    f.transform.as_str()
+                )),
+                _ => {}
+            }
             if !f.mean.is_finite() {
                 problems.push(format!("{at}: mean must be finite, found {}", f.mean));
             }
@@ -408,7 +506,10 @@ impl Manifest {
     /// window if needed (carry forward). A tick with no earlier present value
     /// at all, including ticks before the series starts when it is shorter
     /// than the window, takes the feature's `mean`, which scales to 0: the
-    /// neutral input.
+    /// neutral input. A relative feature is neutral where either of its two
+    /// terms is: a `*-minus-shadow` tick where one device has no value yet,
+    /// a `*-vs-baseline` window with no present sample in the
+    /// `baseline_ticks` before it (the source holds too little history).
     ///
     /// # Errors
     /// [`Error::MissingMetric`] if a source does not record a metric a feature needs.
@@ -440,35 +541,103 @@ impl Manifest {
             "fill_row: output view must be [window, features]"
         );
         for (j, feature) in self.features.iter().enumerate() {
-            let series = source
-                .series(feature.device, &feature.metric)
-                .ok_or_else(|| Error::MissingMetric {
-                    row,
-                    feature: feature.name.clone(),
-                    device: feature.device,
-                    metric: feature.metric.clone(),
-                })?;
-            let present = |v: &Option<f64>| v.filter(|x| x.is_finite());
-            let len = series.len();
-            // Ticks of the window that fall before the series starts are padding.
-            let pad = self.window.saturating_sub(len);
-            let start = len.saturating_sub(self.window);
-            let mut last = series[..start].iter().rev().find_map(present);
-            for t in 0..self.window {
-                let value = if t < pad {
-                    None
-                } else {
-                    let v = present(&series[start + t - pad]);
-                    if v.is_some() {
-                        last = v;
-                    }
-                    last
-                };
-                out[[t, j]] = value.map_or(0.0, |x| feature.scale_value(x));
+            let values = self.transformed(row, feature, source)?;
+            for (t, v) in values.into_iter().enumerate() {
+                out[[t, j]] = v.map_or(0.0, |v| feature.scale_transformed(v));
             }
         }
         Ok(())
     }
+
+    /// The transformed, unscaled values of `feature` over the window ending
+    /// at the source's last tick, oldest first; `None` where the input is
+    /// neutral (see [`Manifest::input`]). What the trainer fits a feature's
+    /// `mean` and `scale` on.
+    ///
+    /// # Errors
+    /// [`Error::MissingMetric`] if the source does not record a metric the
+    /// feature needs; `row` is only used in that error.
+    pub fn transformed(
+        &self,
+        row: usize,
+        feature: &Feature,
+        source: &dyn FeatureSource,
+    ) -> Result<Vec<Option<f64>>> {
+        let series = |device: Device| {
+            source
+                .series(device, &feature.metric)
+                .ok_or_else(|| Error::MissingMetric {
+                    row,
+                    feature: feature.name.clone(),
+                    device,
+                    metric: feature.metric.clone(),
+                })
+        };
+        let base = feature.transform.base();
+        let own = series(feature.device)?;
+        let mut values = carried(own, self.window);
+        for v in &mut values {
+            *v = v.map(|x| base.apply(x));
+        }
+        match feature.transform.relation() {
+            Relation::Absolute => {}
+            Relation::MinusShadow => {
+                let shadow = carried(series(Device::Shadow)?, self.window);
+                for (v, s) in values.iter_mut().zip(shadow) {
+                    *v = match (*v, s) {
+                        (Some(p), Some(s)) => Some(p - base.apply(s)),
+                        _ => None,
+                    };
+                }
+            }
+            Relation::VsBaseline => {
+                let start = own.len().saturating_sub(self.window);
+                let from = start.saturating_sub(self.baseline_ticks);
+                let (mut n, mut sum) = (0usize, 0.0f64);
+                for x in own[from..start].iter().filter_map(present) {
+                    n += 1;
+                    sum += base.apply(x);
+                }
+                if n == 0 {
+                    values.fill(None);
+                } else {
+                    let mean = sum / n as f64;
+                    for v in &mut values {
+                        *v = v.map(|x| x - mean);
+                    }
+                }
+            }
+        }
+        Ok(values)
+    }
+}
+
+/// A sample that counts: present and finite.
+fn present(v: &Option<f64>) -> Option<f64> {
+    v.filter(|x| x.is_finite())
+}
+
+/// The last `window` ticks of `series`, missing samples carried forward from
+/// the latest earlier present value (looking back before the window too);
+/// `None` where there is none, including padding before a short series.
+fn carried(series: &[Option<f64>], window: usize) -> Vec<Option<f64>> {
+    let len = series.len();
+    // Ticks of the window that fall before the series starts are padding.
+    let pad = window.saturating_sub(len);
+    let start = len.saturating_sub(window);
+    let mut last = series[..start].iter().rev().find_map(present);
+    (0..window)
+        .map(|t| {
+            if t < pad {
+                None
+            } else {
+                if let Some(v) = present(&series[start + t - pad]) {
+                    last = Some(v);
+                }
+                last
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -487,6 +656,7 @@ mod tests {
             tick_ms: 500,
             horizon_ms: 30_000,
             threshold: 0.5,
+            baseline_ticks: 0,
             features: vec![
                 Feature {
                     name: "primary.cpu".to_owned(),
@@ -637,6 +807,80 @@ mod tests {
         assert_eq!(rx, vec![0.0, 0.0, -0.5, -0.5]);
         let e2 = std::f64::consts::E.powi(2) - 1.0;
         assert!((m.features[1].scale_value(e2) - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn relative_transforms_subtract_the_shadow_or_the_baseline() {
+        let mut m = manifest();
+        m.window = 2;
+        m.baseline_ticks = 3;
+        let feature = |name: &str, metric: &str, transform| Feature {
+            name: name.to_owned(),
+            device: Device::Primary,
+            metric: metric.to_owned(),
+            transform,
+            mean: 0.5,
+            scale: 2.0,
+        };
+        m.features = vec![
+            feature("cpu-minus-shadow", "cpu", Transform::RawMinusShadow),
+            feature("cpu-vs-baseline", "cpu", Transform::RawVsBaseline),
+            feature("rx-vs-baseline", "rx", Transform::Log1pVsBaseline),
+        ];
+        assert_eq!(m.validate(), Vec::<String>::new());
+        let text = m.to_json().unwrap();
+        assert!(
+            text.contains("\"transform\": \"raw-minus-shadow\""),
+            "{text}"
+        );
+        assert!(text.contains("\"baseline_ticks\": 3"), "{text}");
+        assert_eq!(Manifest::parse(&text).unwrap(), m);
+
+        let mut s = Series::default();
+        // Baseline ticks 1..=3 (tick 0 is older than the baseline), window 4..=5.
+        s.0.insert(
+            (Device::Primary, "cpu"),
+            vec![Some(9.0), Some(1.0), None, Some(3.0), Some(4.0), None],
+        );
+        s.0.insert(
+            (Device::Shadow, "cpu"),
+            vec![None, None, None, None, None, Some(1.5)],
+        );
+        let e = std::f64::consts::E;
+        s.0.insert(
+            (Device::Primary, "rx"),
+            vec![None, None, None, None, Some(e - 1.0), Some(e * e - 1.0)],
+        );
+        let x = m.input(&[&s]).unwrap();
+        let col = |j: usize| -> Vec<f32> { (0..2).map(|t| x[[0, t, j]]).collect() };
+        // No shadow value yet at tick 4: neutral; then (4 - 1.5 - 0.5) / 2.
+        assert_eq!(col(0), vec![0.0, 1.0]);
+        // Baseline mean (1 + 3) / 2 = 2; ticks 4 and 5 (carried) are 4.
+        assert_eq!(col(1), vec![0.75, 0.75]);
+        // No rx sample before the window: the whole window is neutral.
+        assert_eq!(col(2), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn relative_transforms_are_checked() {
+        let mut m = manifest();
+        m.features[1].transform = Transform::Log1pMinusShadow;
+        m.features[0].transform = Transform::RawVsBaseline;
+        let all = m.validate().join("\n");
+        assert!(
+            all.contains("features[1] (shadow.rx-bps): transform log1p-minus-shadow compares"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "features[0] (primary.cpu): transform raw-vs-baseline needs baseline_ticks >= 1"
+            ),
+            "{all}"
+        );
+        // A manifest without baseline_ticks (every older one) still parses.
+        let old = manifest().to_json().unwrap();
+        assert!(!old.contains("baseline_ticks"), "{old}");
+        assert_eq!(Manifest::parse(&old).unwrap().baseline_ticks, 0);
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn manifest(window: usize, features: usize) -> Manifest {
         tick_ms: 500,
         horizon_ms: 30_000,
         threshold: 0.5,
+        baseline_ticks: 0,
         features: (0..features)
             .map(|i| {
                 let metric = metrics[i % metrics.len()];

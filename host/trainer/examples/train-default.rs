@@ -7,7 +7,8 @@
 //!
 //! Held-out evaluation (`umbra model eval`) uses other
 //! seeds: the generator draws trace `i` from `(seed, i)` alone, so seeds 1
-//! and 2 used here never produce a trace of the evaluation's seed 1000.
+//! and 2 used here never produce a trace of the evaluation's seed 1000 (nor
+//! of seed 500, on which the alarm threshold was chosen).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,9 +34,17 @@ const FAULT_FREE_MINUTES: u64 = 60;
 /// fault, so the training traces hold several times the defaults' share.
 const BLIPS_PER_HOUR: f64 = 6.0;
 const SURGES_PER_HOUR: f64 = 6.0;
-/// The alarm probability written to the manifest: chosen on held-out traces
-/// (seed 1000) for the fewest false alarms at 90 % of faults caught 5 s ahead.
-const THRESHOLD: f64 = 0.95;
+/// The alarm probability written to the manifest: chosen on validation
+/// traces of seed 500 (60 faults, 1 200 fault-free hours; neither trained on
+/// nor the evaluation's seed 1000) as the highest probability that keeps 90 %
+/// of faults caught 5 s ahead by the failover rule (hysteresis 3).
+const THRESHOLD: f64 = 0.998;
+/// Ticks per input window (500 ms each).
+const WINDOW: usize = 80;
+/// Ticks before the window whose mean is the baseline of the
+/// `*-vs-baseline` features: 10 minutes, longer than most surges' rise and
+/// hold, so a surge stands out against it.
+const BASELINE_TICKS: usize = 1200;
 
 fn main() -> anyhow::Result<()> {
     let out = std::env::args().nth(1).map_or_else(
@@ -72,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     }
     eprintln!("{} training traces generated", recordings.len());
 
-    let (window, hidden) = (40, 24);
+    let (window, hidden) = (WINDOW, 24);
     let config = TrainConfig {
         window,
         tick_ms: 500,
@@ -90,7 +99,11 @@ fn main() -> anyhow::Result<()> {
         val_fraction: 0.2,
         seed: TRAIN_SEED,
         threshold: THRESHOLD,
-        features: data::default_features(&umbra_scenario::METRICS),
+        features: data::default_features(&umbra_scenario::METRICS)
+            .into_iter()
+            .chain(data::relative_features())
+            .collect(),
+        baseline_ticks: BASELINE_TICKS,
         model_version: format!("umbra-gru-default-h{hidden}-w{window}"),
         progress: true,
     };

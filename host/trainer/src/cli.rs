@@ -28,6 +28,11 @@ pub struct TrainArgs {
     /// Ticks per input window (40 ticks of 500 ms = 20 s of history).
     #[arg(long, default_value_t = 40)]
     pub window: usize,
+    /// With N >= 1, also feed the shadow- and baseline-relative features
+    /// (primary minus shadow; value minus its mean over the N ticks before
+    /// the window), as the default model does; 0 leaves them out.
+    #[arg(long = "baseline-ticks", default_value_t = 0)]
+    pub baseline_ticks: usize,
     /// Predict failure within this many milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub horizon_ms: u64,
@@ -88,7 +93,14 @@ pub fn train_cmd(args: &TrainArgs) -> anyhow::Result<TrainReport> {
         val_fraction: args.val_fraction,
         seed: args.seed,
         threshold: args.threshold,
-        features: data::default_features(&umbra_scenario::METRICS),
+        features: if args.baseline_ticks > 0 {
+            let mut f = data::default_features(&umbra_scenario::METRICS);
+            f.extend(data::relative_features());
+            f
+        } else {
+            data::default_features(&umbra_scenario::METRICS)
+        },
+        baseline_ticks: args.baseline_ticks,
         model_version: args
             .model_version
             .clone()

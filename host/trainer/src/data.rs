@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use umbra_model::{Device, Feature, FeatureSource, Manifest, Transform};
+use umbra_model::{Device, Feature, FeatureSource, Manifest, Relation, Transform};
 
 use crate::{Error, Result};
 
@@ -141,6 +141,18 @@ impl FeatureSpec {
             transform,
         }
     }
+
+    /// The feature's name: `<device>.<metric>`, with `-minus-shadow` or
+    /// `-vs-baseline` appended for a relative transform.
+    #[must_use]
+    pub fn name(&self) -> String {
+        let suffix = match self.transform.relation() {
+            Relation::Absolute => "",
+            Relation::MinusShadow => "-minus-shadow",
+            Relation::VsBaseline => "-vs-baseline",
+        };
+        format!("{}.{}{suffix}", self.device, self.metric)
+    }
 }
 
 /// Metrics that are fractions or flags: used as measured. Every other metric is
@@ -176,29 +188,100 @@ pub fn default_features(metrics: &[&str]) -> Vec<FeatureSpec> {
     primary.chain(shadow).collect()
 }
 
+/// The shadow-relative and baseline-relative features the default model adds
+/// to [`default_features`]: a traffic surge reaches both devices and lifts
+/// the load above its recent level, a fault of the primary does neither.
+#[must_use]
+pub fn relative_features() -> Vec<FeatureSpec> {
+    vec![
+        FeatureSpec::new(Device::Primary, "cpu", Transform::RawMinusShadow),
+        FeatureSpec::new(
+            Device::Primary,
+            "health-latency-ms",
+            Transform::Log1pMinusShadow,
+        ),
+        FeatureSpec::new(Device::Primary, "rx-pps", Transform::Log1pMinusShadow),
+        FeatureSpec::new(Device::Primary, "cpu", Transform::RawVsBaseline),
+        FeatureSpec::new(Device::Primary, "rx-pps", Transform::Log1pVsBaseline),
+        FeatureSpec::new(Device::Primary, "http-5xx-rate", Transform::Log1pVsBaseline),
+        FeatureSpec::new(Device::Shadow, "cpu", Transform::RawVsBaseline),
+        FeatureSpec::new(Device::Shadow, "rx-pps", Transform::Log1pVsBaseline),
+    ]
+}
+
 /// Fits each feature's mean and scale on `recordings` (ticks before the
 /// failure onset only: the windows the model sees end there).
 ///
+/// An absolute feature is fitted on every tick. A relative one is fitted on
+/// what [`Manifest::transformed`] gives for back-to-back windows of `window`
+/// ticks (so each tick once, with the baseline of `baseline_ticks` its
+/// window would have).
+///
 /// # Errors
 /// [`Error::Data`] if a recording lacks a feature's metric.
-pub fn fit_features(recordings: &[&Recording], specs: &[FeatureSpec]) -> Result<Vec<Feature>> {
+pub fn fit_features(
+    recordings: &[&Recording],
+    specs: &[FeatureSpec],
+    window: usize,
+    baseline_ticks: usize,
+) -> Result<Vec<Feature>> {
+    let window = window.max(1);
     specs
         .iter()
         .map(|spec| {
             let (mut n, mut sum, mut sum_sq) = (0usize, 0.0f64, 0.0f64);
+            let mut add = |v: f64| {
+                n += 1;
+                sum += v;
+                sum_sq += v * v;
+            };
+            let mut unscaled = Feature {
+                name: spec.name(),
+                device: spec.device,
+                metric: spec.metric.clone(),
+                transform: spec.transform,
+                mean: 0.0,
+                scale: 1.0,
+            };
+            let probe = Manifest {
+                format: umbra_model::manifest::FORMAT,
+                model_version: "fit".to_owned(),
+                input: "window".to_owned(),
+                output: "p_fail".to_owned(),
+                window,
+                tick_ms: 1,
+                horizon_ms: 1,
+                threshold: 0.5,
+                baseline_ticks,
+                features: Vec::new(),
+                training: None,
+            };
             for rec in recordings {
-                let series = rec.series(spec.device, &spec.metric).ok_or_else(|| {
+                let missing = || {
                     Error::Data(format!(
                         "trace {} does not record {}.{}",
                         rec.name, spec.device, spec.metric
                     ))
-                })?;
+                };
+                let series = rec.series(spec.device, &spec.metric).ok_or_else(missing)?;
                 let end = rec.onset_tick().unwrap_or(usize::MAX).min(series.len());
-                for x in series[..end].iter().flatten().filter(|x| x.is_finite()) {
-                    let v = spec.transform.apply(*x);
-                    n += 1;
-                    sum += v;
-                    sum_sq += v * v;
+                if spec.transform.relation() == Relation::Absolute {
+                    for x in series[..end].iter().flatten().filter(|x| x.is_finite()) {
+                        add(spec.transform.apply(*x));
+                    }
+                    continue;
+                }
+                let mut last = window - 1;
+                while last < end {
+                    let view = Upto {
+                        recording: rec,
+                        end: last,
+                    };
+                    let values = probe
+                        .transformed(0, &unscaled, &view)
+                        .map_err(|e| Error::Data(format!("trace {}: {e}", rec.name)))?;
+                    values.into_iter().flatten().for_each(&mut add);
+                    last += window;
                 }
             }
             let mean = if n == 0 { 0.0 } else { sum / n as f64 };
@@ -210,15 +293,9 @@ pub fn fit_features(recordings: &[&Recording], specs: &[FeatureSpec]) -> Result<
             // A constant feature (a flag that never flipped in training) keeps
             // scale 1 so a flip at serving time is a visible, finite step.
             let std = var.sqrt();
-            let scale = if std > 1e-6 { std } else { 1.0 };
-            Ok(Feature {
-                name: format!("{}.{}", spec.device, spec.metric),
-                device: spec.device,
-                metric: spec.metric.clone(),
-                transform: spec.transform,
-                mean,
-                scale,
-            })
+            unscaled.mean = mean;
+            unscaled.scale = if std > 1e-6 { std } else { 1.0 };
+            Ok(unscaled)
         })
         .collect()
 }
@@ -417,6 +494,7 @@ mod tests {
             tick_ms: 500,
             horizon_ms,
             threshold: 0.5,
+            baseline_ticks: 0,
             features,
             training: None,
         }
@@ -437,7 +515,7 @@ mod tests {
         // Onset at 10 s = tick 20; horizon 2 s = 4 ticks; window 3.
         let rec = ramp("f", 40, Some(10_000));
         let spec = [FeatureSpec::new(Device::Primary, "cpu", Transform::Raw)];
-        let features = fit_features(&[&rec], &spec).unwrap();
+        let features = fit_features(&[&rec], &spec, 3, 0).unwrap();
         let m = manifest(3, 2_000, features);
         let w = windows(&[(7, &rec)], &m, 1).unwrap();
         // Ends 2..=19 (tick 20 is the onset).
@@ -468,7 +546,7 @@ mod tests {
         let mut rec = ramp("f", 60, Some(20_000));
         rec.fault_start_ms = Some(5_000);
         let spec = [FeatureSpec::new(Device::Primary, "cpu", Transform::Raw)];
-        let features = fit_features(&[&rec], &spec).unwrap();
+        let features = fit_features(&[&rec], &spec, 3, 0).unwrap();
         let m = manifest(3, 2_000, features);
         let ends = |w: &Windows| -> Vec<(usize, bool)> {
             // Each row's last value is its end tick, scaled; undo the scaling.
@@ -525,17 +603,38 @@ mod tests {
     fn scaling_is_fitted_before_onset_only() {
         let rec = ramp("f", 10, Some(2_000)); // ticks 0..4 before onset
         let spec = [FeatureSpec::new(Device::Primary, "cpu", Transform::Raw)];
-        let f = &fit_features(&[&rec], &spec).unwrap()[0];
+        let f = &fit_features(&[&rec], &spec, 3, 0).unwrap()[0];
         assert!((f.mean - 1.5).abs() < 1e-12, "{f:?}");
         assert!((f.scale - 1.25f64.sqrt()).abs() < 1e-12, "{f:?}");
         assert_eq!(f.name, "primary.cpu");
     }
 
     #[test]
+    fn relative_features_are_fitted_on_what_the_model_sees() {
+        // Primary 0, 1, ..., shadow constant 2; onset at tick 8.
+        let mut rec = ramp("f", 12, Some(4_000));
+        rec.insert(Device::Shadow, "cpu", vec![Some(2.0); 12]);
+        let specs = [
+            FeatureSpec::new(Device::Primary, "cpu", Transform::RawMinusShadow),
+            FeatureSpec::new(Device::Primary, "cpu", Transform::RawVsBaseline),
+        ];
+        let f = fit_features(&[&rec], &specs, 2, 2).unwrap();
+        assert_eq!(f[0].name, "primary.cpu-minus-shadow");
+        assert_eq!(f[1].name, "primary.cpu-vs-baseline");
+        // Back-to-back windows ending at ticks 1, 3, 5, 7: every tick before
+        // the onset once. Minus shadow: -2..=5, mean 1.5.
+        assert!((f[0].mean - 1.5).abs() < 1e-12, "{:?}", f[0]);
+        // Against the mean of the two ticks before each window: the first
+        // window has none (neutral, left out), then 1.5 and 2.5 each time.
+        assert!((f[1].mean - 2.0).abs() < 1e-12, "{:?}", f[1]);
+        assert!((f[1].scale - 0.5).abs() < 1e-12, "{:?}", f[1]);
+    }
+
+    #[test]
     fn a_missing_metric_names_the_trace() {
         let rec = ramp("trace-9", 10, None);
         let spec = [FeatureSpec::new(Device::Shadow, "cpu", Transform::Raw)];
-        let err = fit_features(&[&rec], &spec).unwrap_err();
+        let err = fit_features(&[&rec], &spec, 3, 0).unwrap_err();
         assert!(err.to_string().contains("trace-9"), "{err}");
     }
 

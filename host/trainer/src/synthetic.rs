@@ -97,6 +97,7 @@ pub fn quick_config(seed: u64) -> TrainConfig {
         seed,
         threshold: 0.5,
         features: features(),
+        baseline_ticks: 0,
         model_version: format!("synthetic-{seed}"),
         progress: false,
     }

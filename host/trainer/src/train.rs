@@ -53,6 +53,9 @@ pub struct TrainConfig {
     pub threshold: f64,
     /// The input features, in order.
     pub features: Vec<FeatureSpec>,
+    /// Ticks before the window that the `*-vs-baseline` features average
+    /// (written to the manifest); 0 when no feature uses a baseline.
+    pub baseline_ticks: usize,
     /// Version string written to the manifest and the model's metadata.
     pub model_version: String,
     /// Draw a progress bar on stderr (only when it is a terminal).
@@ -309,7 +312,12 @@ pub fn train(recordings: &[Recording], config: &TrainConfig) -> Result<Trained> 
         train_ids.iter().map(|&i| (i, &recordings[i])).collect();
     let val_recs: Vec<(usize, &Recording)> = val_ids.iter().map(|&i| (i, &recordings[i])).collect();
     let fit_on: Vec<&Recording> = train_recs.iter().map(|(_, r)| *r).collect();
-    let features = data::fit_features(&fit_on, &config.features)?;
+    let features = data::fit_features(
+        &fit_on,
+        &config.features,
+        config.window,
+        config.baseline_ticks,
+    )?;
 
     let mut manifest = Manifest {
         format: umbra_model::manifest::FORMAT,
@@ -320,6 +328,7 @@ pub fn train(recordings: &[Recording], config: &TrainConfig) -> Result<Trained> 
         tick_ms: config.tick_ms,
         horizon_ms: config.horizon_ms,
         threshold: config.threshold,
+        baseline_ticks: config.baseline_ticks,
         features,
         training: None,
     };

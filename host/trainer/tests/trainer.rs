@@ -189,6 +189,7 @@ fn train_cmd_trains_on_a_trace_directory_and_writes_a_loadable_model() -> Result
         epochs: 3,
         hidden: 4,
         window: 8,
+        baseline_ticks: 0,
         horizon_ms: 10_000,
         stride: 4,
         positive_stride: None,
@@ -243,7 +244,12 @@ fn tiny_scenario_model(dir: &Path) -> Result<PathBuf> {
         epochs: 1,
         stride: 8,
         positive_stride: 2,
-        features: data::default_features(&METRICS),
+        // The relative features too, so the ort path and `eval_cmd` see them.
+        features: data::default_features(&METRICS)
+            .into_iter()
+            .chain(data::relative_features())
+            .collect(),
+        baseline_ticks: 20,
         ..synthetic::quick_config(5)
     };
     let trained = train(&recordings, &config)?;
@@ -405,7 +411,11 @@ fn training_on_generated_traces_is_byte_identical() -> Result<()> {
         stride: 8,
         positive_stride: 1,
         skip_early_fault: true,
-        features: data::default_features(&METRICS),
+        features: data::default_features(&METRICS)
+            .into_iter()
+            .chain(data::relative_features())
+            .collect(),
+        baseline_ticks: 20,
         ..synthetic::quick_config(9)
     };
     let a = train(&recordings, &config)?;
@@ -430,7 +440,8 @@ fn the_shipped_default_model_loads_and_predicts_held_out_faults() -> Result<()> 
     let names: Vec<String> = manifest.features.iter().map(|f| f.name.clone()).collect();
     let want: Vec<String> = data::default_features(&METRICS)
         .iter()
-        .map(|f| format!("{}.{}", f.device, f.metric))
+        .chain(&data::relative_features())
+        .map(data::FeatureSpec::name)
         .collect();
     assert_eq!(names, want);
     assert_eq!(manifest.tick_ms, 500);
