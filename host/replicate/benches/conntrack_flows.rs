@@ -312,7 +312,8 @@ async fn replication(lab: &Lab) -> Replication {
 
 /// Sends one datagram per flow `first..first + n` from the generator, half
 /// from each of its two threads (each with a namespace handle, so a thread
-/// of its own, and a source port of its own).
+/// of its own, and a source port of its own), [`BATCH`] datagrams per
+/// `sendmmsg(2)`, each to its own destination.
 fn generate(gen_ns: &[NetNs; 2], first: u64, n: u64) {
     let half = n / 2;
     std::thread::scope(|scope| {
@@ -324,24 +325,61 @@ fn generate(gen_ns: &[NetNs; 2], first: u64, n: u64) {
             };
             let port = SOURCE_PORT + part as u16;
             scope.spawn(move || {
-                ns.run(move || {
-                    let socket = UdpSocket::bind(SocketAddrV4::new(GEN, port)).expect("bind");
-                    let payload = [0u8; 16];
-                    for i in from..to {
-                        // A full socket buffer is the generator outrunning
-                        // the veth; retry rather than lose the flow.
-                        let mut tries = 0;
-                        while let Err(e) = socket.send_to(&payload, destination(i)) {
-                            tries += 1;
-                            assert!(tries < 1_000, "send_to {}: {e}", destination(i));
-                            std::thread::yield_now();
-                        }
-                    }
-                })
-                .expect("generator thread");
+                ns.run(move || send_flows(port, from, to))
+                    .expect("generator thread");
             });
         }
     });
+}
+
+/// Datagrams per `sendmmsg(2)` of the generator.
+const BATCH: usize = 512;
+
+/// Sends one 16-byte datagram to each of flows `from..to`'s destinations
+/// from `GEN:port`.
+fn send_flows(port: u16, from: u64, to: u64) {
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, sendmmsg};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let socket = UdpSocket::bind(SocketAddrV4::new(GEN, port)).expect("bind");
+    let payload = [0u8; 16];
+    let slices = vec![[IoSlice::new(&payload)]; BATCH];
+    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+    let mut next = from;
+    let mut stalls = 0;
+    while next < to {
+        let count = (to - next).min(BATCH as u64);
+        let addrs: Vec<Option<SockaddrIn>> = (next..next + count)
+            .map(|i| Some(SockaddrIn::from(destination(i))))
+            .collect();
+        match sendmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            &slices,
+            &addrs,
+            [],
+            MsgFlags::empty(),
+        ) {
+            // A datagram the kernel did not take is sent again from
+            // there: every flow must reach the router.
+            Ok(results) => {
+                let sent = results.count() as u64;
+                next += sent;
+                if sent == 0 {
+                    stalls += 1;
+                }
+            }
+            // A full socket buffer is the generator outrunning the veth;
+            // retry rather than lose the flow.
+            Err(e) => {
+                stalls += 1;
+                assert!(stalls < 100_000, "sendmmsg to {}: {e}", destination(next));
+                std::thread::yield_now();
+            }
+        }
+        assert!(stalls < 100_000, "sendmmsg sends nothing");
+    }
 }
 
 /// The UDP flows from the generator in `ns`'s conntrack table.
@@ -392,8 +430,8 @@ fn conntrack_flows(c: &mut Criterion) {
     let router_ns = NetNs::named(&lab.router).expect("router namespace");
     let shadow_ns = NetNs::named(&lab.shadow).expect("shadow namespace");
     // Routes and the nftables table: what the agents hold besides flows.
-    let router_base = repl.router.health().entries;
-    let shadow_base = repl.shadow.health().entries;
+    let router_base = repl.router.live_entries();
+    let shadow_base = repl.shadow.live_entries();
     let mut next_flow = 0u64;
     let mut rates = Vec::new();
 
@@ -415,10 +453,10 @@ fn conntrack_flows(c: &mut Criterion) {
                 let sent = start.elapsed();
                 let mut on_router = None;
                 runtime.block_on(wait_for("the shadow to hold every flow", || {
-                    if on_router.is_none() && repl.router.health().entries >= router_base + n {
+                    if on_router.is_none() && repl.router.live_entries() >= router_base + n {
                         on_router = Some(start.elapsed());
                     }
-                    repl.shadow.health().entries >= shadow_base + n
+                    repl.shadow.live_entries() >= shadow_base + n
                 }));
                 let on_router = on_router.unwrap_or_else(|| start.elapsed());
                 let elapsed = start.elapsed();
@@ -447,8 +485,8 @@ fn conntrack_flows(c: &mut Criterion) {
                 lab.flush();
                 runtime.block_on(async {
                     wait_for("the agents to forget the flows", || {
-                        repl.router.health().entries == router_base
-                            && repl.shadow.health().entries == shadow_base
+                        repl.router.live_entries() == router_base
+                            && repl.shadow.live_entries() == shadow_base
                     })
                     .await;
                     repl.handle
