@@ -21,6 +21,13 @@
 //! moment the shadow's agent has applied all `FLOWS` entries; criterion's
 //! throughput is then new connections replicated per second.
 //!
+//! Each iteration also prints the CPU time the whole process used in the
+//! measured time (every thread, user and kernel, the router's forwarding
+//! in the generator's threads included; not softirq work that lands in
+//! `ksoftirqd`): divided by the time, the cores the figure took, which
+//! tells a CPU-bound run (on a shared machine: bound by what the other
+//! load leaves) from one that waits.
+//!
 //! After each iteration (outside the measured time) both kernels' tables
 //! are dumped and every flow must be in both: the router's (the load was
 //! real) and the shadow's (nothing was lost); `conntrack -C` in each
@@ -398,6 +405,17 @@ fn flows_in(ns: &NetNs) -> HashSet<SocketAddrV4> {
         .collect()
 }
 
+/// CPU time the whole process (generator, agents, replicator: every
+/// thread, in user space and in the kernel) has used so far.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let seconds = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    seconds(usage.user_time()) + seconds(usage.system_time())
+}
+
 /// Polls `done` every 2 ms; panics after [`WAIT`].
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
@@ -448,6 +466,7 @@ fn conntrack_flows(c: &mut Criterion) {
             for _ in 0..iters {
                 let first = next_flow;
                 next_flow += n;
+                let cpu_before = cpu_time();
                 let start = Instant::now();
                 generate(&gen_ns, first, n);
                 let sent = start.elapsed();
@@ -460,6 +479,7 @@ fn conntrack_flows(c: &mut Criterion) {
                 }));
                 let on_router = on_router.unwrap_or_else(|| start.elapsed());
                 let elapsed = start.elapsed();
+                let cpu = cpu_time().saturating_sub(cpu_before);
                 total += elapsed;
                 rates.push(n as f64 / elapsed.as_secs_f64());
 
@@ -474,8 +494,10 @@ fn conntrack_flows(c: &mut Criterion) {
                 println!(
                     "conntrack_flows: {n} flows sent in {sent:.2?}, recorded by the \
                      router's agent after {on_router:.2?}, on the shadow after {elapsed:.2?} ({:.0}/s); conntrack -C router {router_cli}, shadow \
-                     {shadow_cli}; missing: router {missing_router}, shadow {missing_shadow}",
-                    n as f64 / elapsed.as_secs_f64()
+                     {shadow_cli}; missing: router {missing_router}, shadow {missing_shadow}; \
+                     CPU time meanwhile {cpu:.2?} ({:.2} cores)",
+                    n as f64 / elapsed.as_secs_f64(),
+                    cpu.as_secs_f64() / elapsed.as_secs_f64()
                 );
                 assert_eq!(missing_router, 0, "flows the router never tracked");
                 assert_eq!(missing_shadow, 0, "flows lost on the way to the shadow");
