@@ -154,7 +154,9 @@ struct State {
     /// Comparing with the value held instead would misread the echo of the
     /// first of two applies to one key (the agent already holds the second)
     /// as a local change, and re-stamp it with this node's origin.
-    pending_echoes: BTreeMap<Key, VecDeque<(Option<Value>, Instant)>>,
+    /// Hashed, not ordered: nothing walks it in key order, and every
+    /// applied entry and every change report looks its key up here.
+    pending_echoes: HashMap<Key, VecDeque<(Option<Value>, Instant)>>,
     /// When expired echoes were last swept.
     echoes_swept: Instant,
 }
@@ -241,7 +243,7 @@ impl Agent {
                 entries: BTreeMap::new(),
                 tombstones: VecDeque::new(),
                 live: 0,
-                pending_echoes: BTreeMap::new(),
+                pending_echoes: HashMap::new(),
                 echoes_swept: Instant::now(),
             }),
             head: watch::channel(0).0,
@@ -695,6 +697,13 @@ impl Agent {
             epoch: self.epoch,
             partitions,
         })
+    }
+
+    /// Live entries, as [`Agent::health`] counts them, without asking the
+    /// backend about problems (the Linux backend reads the namespace's
+    /// metrics for that, on the thread its Applies use).
+    pub fn live_entries(&self) -> u64 {
+        self.lock().live as u64
     }
 
     /// The agent's health and the log's bounds.

@@ -2,6 +2,7 @@
 //! Decoding validates everything and reports every problem of an entry at
 //! once (joined with "; "), so a rejected entry says all that is wrong.
 
+use std::fmt::Display;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use umbra_proto::umbra::device::v1 as pb;
@@ -12,8 +13,11 @@ use crate::model::{
     RouteKey, RouteValue, TcpState, Tuple, Value, Version,
 };
 
+// `what` names the field for the problem's text; it is only formatted when
+// there is a problem (`format_args!`), not for every field of every entry.
+
 /// Decodes an address of 4 or 16 octets.
-fn address(bytes: &[u8], what: &str, problems: &mut Vec<String>) -> Option<IpAddr> {
+fn address(bytes: &[u8], what: impl Display, problems: &mut Vec<String>) -> Option<IpAddr> {
     if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
         Some(IpAddr::V4(Ipv4Addr::from(v4)))
     } else if let Ok(v6) = <[u8; 16]>::try_from(bytes) {
@@ -34,7 +38,7 @@ fn octets(a: IpAddr) -> Vec<u8> {
     }
 }
 
-fn small<T: TryFrom<u32>>(value: u32, what: &str, problems: &mut Vec<String>) -> Option<T> {
+fn small<T: TryFrom<u32>>(value: u32, what: impl Display, problems: &mut Vec<String>) -> Option<T> {
     T::try_from(value)
         .map_err(|_| problems.push(format!("{what} {value} is out of range")))
         .ok()
@@ -45,9 +49,9 @@ fn tuple(t: Option<&pb::Tuple>, what: &str, problems: &mut Vec<String>) -> Optio
         problems.push(format!("{what} tuple is missing"));
         return None;
     };
-    let source = address(&t.source, &format!("{what} source"), problems);
-    let destination = address(&t.destination, &format!("{what} destination"), problems);
-    let protocol: Option<u8> = small(t.protocol, &format!("{what} protocol"), problems);
+    let source = address(&t.source, format_args!("{what} source"), problems);
+    let destination = address(&t.destination, format_args!("{what} destination"), problems);
+    let protocol: Option<u8> = small(t.protocol, format_args!("{what} protocol"), problems);
     if let (Some(s), Some(d)) = (source, destination)
         && s.is_ipv4() != d.is_ipv4()
     {
@@ -57,10 +61,10 @@ fn tuple(t: Option<&pb::Tuple>, what: &str, problems: &mut Vec<String>) -> Optio
     }
     let l4 = match protocol? {
         p if L4::has_ports(p) => {
-            let source_port = small(t.source_port, &format!("{what} source port"), problems);
+            let source_port = small(t.source_port, format_args!("{what} source port"), problems);
             let destination_port = small(
                 t.destination_port,
-                &format!("{what} destination port"),
+                format_args!("{what} destination port"),
                 problems,
             );
             L4::Ports {
@@ -75,9 +79,9 @@ fn tuple(t: Option<&pb::Tuple>, what: &str, problems: &mut Vec<String>) -> Optio
             {
                 problems.push(format!("{what}: protocol {p} with a {s} address"));
             }
-            let kind = small(t.icmp_type, &format!("{what} ICMP type"), problems);
-            let code = small(t.icmp_code, &format!("{what} ICMP code"), problems);
-            let id = small(t.icmp_id, &format!("{what} ICMP id"), problems);
+            let kind = small(t.icmp_type, format_args!("{what} ICMP type"), problems);
+            let code = small(t.icmp_code, format_args!("{what} ICMP code"), problems);
+            let id = small(t.icmp_id, format_args!("{what} ICMP id"), problems);
             L4::Icmp {
                 protocol: p,
                 kind: kind?,

@@ -110,6 +110,9 @@ pub(crate) struct Message<'a> {
     pub(crate) ty: u16,
     pub(crate) flags: u16,
     pub(crate) seq: u32,
+    /// `nlmsg_pid`: in an event, the port of the socket whose request
+    /// caused it (0 for the kernel's own).
+    pub(crate) pid: u32,
     pub(crate) payload: &'a [u8],
 }
 
@@ -139,6 +142,7 @@ pub(crate) fn messages(mut buf: &[u8]) -> impl Iterator<Item = Result<Message<'_
             ty: u16::from_ne_bytes(buf[4..6].try_into().expect("2")),
             flags: u16::from_ne_bytes(buf[6..8].try_into().expect("2")),
             seq: u32::from_ne_bytes(buf[8..12].try_into().expect("4")),
+            pid: u32::from_ne_bytes(buf[12..16].try_into().expect("4")),
             payload: &buf[NLMSG_HDRLEN..len],
         };
         buf = &buf[align(len).min(buf.len())..];

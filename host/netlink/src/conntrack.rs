@@ -20,7 +20,7 @@ use crate::codec::{
     self, Message, MessageWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use crate::error::{Error, Facility, Result};
-use crate::netns::NetNs;
+use crate::netns::{ConntrackWriter, NetNs};
 use crate::socket::NlSocket;
 
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
@@ -561,6 +561,33 @@ impl Conntrack<'_> {
     /// [`Error::Socket`] if the event socket cannot be opened or joined to
     /// the groups.
     pub fn subscribe(&self, queue: usize, socket_buffer: usize) -> Result<ConntrackEvents> {
+        self.subscribe_inner(queue, socket_buffer, None)
+    }
+
+    /// As [`Conntrack::subscribe`], without the new and update events
+    /// caused by `writer`'s own creates and updates (the kernel names the
+    /// socket whose request caused an event): their writer knows what it
+    /// wrote, and skipping them spares decoding them. Events of its deletes
+    /// and everything else (packets, other writers, the kernel's own
+    /// changes) still come.
+    ///
+    /// # Errors
+    /// As [`Conntrack::subscribe`].
+    pub fn subscribe_skipping(
+        &self,
+        queue: usize,
+        socket_buffer: usize,
+        writer: ConntrackWriter,
+    ) -> Result<ConntrackEvents> {
+        self.subscribe_inner(queue, socket_buffer, Some(writer))
+    }
+
+    fn subscribe_inner(
+        &self,
+        queue: usize,
+        socket_buffer: usize,
+        writer: Option<ConntrackWriter>,
+    ) -> Result<ConntrackEvents> {
         let sock = self.ns.with_state(move |_| {
             let sock = NlSocket::open(
                 netlink_sys::protocols::NETLINK_NETFILTER,
@@ -587,7 +614,7 @@ impl Conntrack<'_> {
         let reader_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("ct-events".into())
-            .spawn(move || read_events(&sock, &tx, &reader_stop))
+            .spawn(move || read_events(&sock, &tx, &reader_stop, writer.as_ref()))
             .map_err(|e| Error::socket("spawn event reader", e))?;
         Ok(ConntrackEvents {
             rx: Some(rx),
@@ -649,6 +676,7 @@ fn read_events(
     sock: &netlink_sys::Socket,
     tx: &mpsc::SyncSender<ConntrackEvent>,
     stop: &AtomicBool,
+    writer: Option<&ConntrackWriter>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     while !stop.load(Ordering::Relaxed) {
@@ -673,6 +701,12 @@ fn read_events(
         }
         for msg in codec::messages(&buf) {
             let Ok(msg) = msg else { break };
+            if msg.pid != 0
+                && msg.ty == msg_type(IPCTNL_MSG_CT_NEW)
+                && writer.is_some_and(|w| w.port() == msg.pid)
+            {
+                continue;
+            }
             let Some(event) = decode_event(msg) else {
                 continue;
             };

@@ -40,7 +40,7 @@ pub use conntrack::{
 };
 pub use error::{Error, Facility, Result};
 pub use metrics::{CgroupStats, InterfaceStats, NamespaceMetrics};
-pub use netns::{NetNs, NsTarget};
+pub use netns::{ConntrackWriter, NetNs, NsTarget};
 pub use nftables::Nftables;
 pub use nix::errno::Errno;
 pub use route::{IpPrefix, Route, Routes};

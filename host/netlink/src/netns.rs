@@ -3,7 +3,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use nix::sched::{CloneFlags, setns};
@@ -35,19 +36,23 @@ impl NsTarget {
 
 /// Per-namespace state living on the worker thread: its netlink sockets,
 /// opened on first use.
-#[derive(Default)]
 pub(crate) struct NsState {
     conntrack: Option<NlSocket>,
     route: Option<NlSocket>,
+    /// The netlink port of `conntrack` while it is open, 0 otherwise
+    /// (shared with the handle: [`NetNs::conntrack_writer`]).
+    conntrack_port: Arc<AtomicU32>,
 }
 
 impl NsState {
     pub(crate) fn conntrack(&mut self) -> Result<&mut NlSocket> {
         if self.conntrack.is_none() {
-            self.conntrack = Some(NlSocket::open(
+            let sock = NlSocket::open(
                 netlink_sys::protocols::NETLINK_NETFILTER,
                 Facility::Conntrack,
-            )?);
+            )?;
+            self.conntrack_port.store(sock.port(), Ordering::Release);
+            self.conntrack = Some(sock);
         }
         Ok(self.conntrack.as_mut().expect("just set"))
     }
@@ -64,11 +69,33 @@ impl NsState {
 
     /// Drops the sockets after an error that may have left unread answers.
     pub(crate) fn reset(&mut self) {
-        *self = NsState::default();
+        // Cleared before the socket closes: once closed, its port may be
+        // another socket's.
+        self.conntrack_port.store(0, Ordering::Release);
+        self.conntrack = None;
+        self.route = None;
     }
 }
 
 type Job = Box<dyn FnOnce(&mut NsState) + Send>;
+
+/// The conntrack socket of a [`NetNs`] handle, as the kernel names it in
+/// the events its writes cause: the netlink port of the socket while it is
+/// open (it is reopened after an error, with another port), 0 otherwise.
+/// No other socket of the namespace can hold that port meanwhile, so an
+/// event carrying it was caused by this handle's write.
+#[derive(Debug, Clone)]
+pub struct ConntrackWriter {
+    port: Arc<AtomicU32>,
+}
+
+impl ConntrackWriter {
+    /// The port, 0 while the socket is closed (no event carries 0 as a
+    /// writer: the kernel's own events do).
+    pub fn port(&self) -> u32 {
+        self.port.load(Ordering::Acquire)
+    }
+}
 
 /// A handle on one network namespace.
 ///
@@ -80,6 +107,7 @@ pub struct NetNs {
     target: NsTarget,
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    conntrack_port: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for NetNs {
@@ -105,6 +133,8 @@ impl NetNs {
             None => None,
         };
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let conntrack_port = Arc::new(AtomicU32::new(0));
+        let worker_port = Arc::clone(&conntrack_port);
         let (ready_tx, ready_rx) = mpsc::sync_channel::<std::result::Result<(), nix::Error>>(1);
         let name = format!(
             "netns-{}",
@@ -125,7 +155,11 @@ impl NetNs {
                 } else {
                     let _ = ready_tx.send(Ok(()));
                 }
-                let mut state = NsState::default();
+                let mut state = NsState {
+                    conntrack: None,
+                    route: None,
+                    conntrack_port: worker_port,
+                };
                 while let Ok(job) = jobs_rx.recv() {
                     job(&mut state);
                 }
@@ -139,6 +173,7 @@ impl NetNs {
                 target,
                 jobs: Some(jobs_tx),
                 thread: Some(thread),
+                conntrack_port,
             }),
             Ok(Err(errno)) => Err(Error::Namespace {
                 path: path.unwrap_or_default(),
@@ -159,6 +194,15 @@ impl NetNs {
     /// The namespace this handle operates in.
     pub fn target(&self) -> &NsTarget {
         &self.target
+    }
+
+    /// Who writes conntrack entries through this handle, for an event
+    /// subscription that skips the events of those writes
+    /// ([`crate::Conntrack::subscribe_skipping`]).
+    pub fn conntrack_writer(&self) -> ConntrackWriter {
+        ConntrackWriter {
+            port: Arc::clone(&self.conntrack_port),
+        }
     }
 
     /// Runs `f` on the namespace's thread, so sockets it creates and

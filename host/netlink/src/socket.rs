@@ -59,6 +59,15 @@ impl NlSocket {
         })
     }
 
+    /// The socket's netlink port (the kernel assigned it at bind).
+    pub(crate) fn port(&self) -> u32 {
+        let mut addr = netlink_sys::SocketAddr::new(0, 0);
+        match self.sock.get_address(&mut addr) {
+            Ok(()) => addr.port_number(),
+            Err(_) => 0,
+        }
+    }
+
     pub(crate) fn into_inner(self) -> Socket {
         self.sock
     }

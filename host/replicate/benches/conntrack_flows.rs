@@ -21,6 +21,13 @@
 //! moment the shadow's agent has applied all `FLOWS` entries; criterion's
 //! throughput is then new connections replicated per second.
 //!
+//! Each iteration also prints the CPU time the whole process used in the
+//! measured time (every thread, user and kernel, the router's forwarding
+//! in the generator's threads included; not softirq work that lands in
+//! `ksoftirqd`): divided by the time, the cores the figure took, which
+//! tells a CPU-bound run (on a shared machine: bound by what the other
+//! load leaves) from one that waits.
+//!
 //! After each iteration (outside the measured time) both kernels' tables
 //! are dumped and every flow must be in both: the router's (the load was
 //! real) and the shadow's (nothing was lost); `conntrack -C` in each
@@ -312,7 +319,8 @@ async fn replication(lab: &Lab) -> Replication {
 
 /// Sends one datagram per flow `first..first + n` from the generator, half
 /// from each of its two threads (each with a namespace handle, so a thread
-/// of its own, and a source port of its own).
+/// of its own, and a source port of its own), [`BATCH`] datagrams per
+/// `sendmmsg(2)`, each to its own destination.
 fn generate(gen_ns: &[NetNs; 2], first: u64, n: u64) {
     let half = n / 2;
     std::thread::scope(|scope| {
@@ -324,24 +332,61 @@ fn generate(gen_ns: &[NetNs; 2], first: u64, n: u64) {
             };
             let port = SOURCE_PORT + part as u16;
             scope.spawn(move || {
-                ns.run(move || {
-                    let socket = UdpSocket::bind(SocketAddrV4::new(GEN, port)).expect("bind");
-                    let payload = [0u8; 16];
-                    for i in from..to {
-                        // A full socket buffer is the generator outrunning
-                        // the veth; retry rather than lose the flow.
-                        let mut tries = 0;
-                        while let Err(e) = socket.send_to(&payload, destination(i)) {
-                            tries += 1;
-                            assert!(tries < 1_000, "send_to {}: {e}", destination(i));
-                            std::thread::yield_now();
-                        }
-                    }
-                })
-                .expect("generator thread");
+                ns.run(move || send_flows(port, from, to))
+                    .expect("generator thread");
             });
         }
     });
+}
+
+/// Datagrams per `sendmmsg(2)` of the generator.
+const BATCH: usize = 512;
+
+/// Sends one 16-byte datagram to each of flows `from..to`'s destinations
+/// from `GEN:port`.
+fn send_flows(port: u16, from: u64, to: u64) {
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, sendmmsg};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let socket = UdpSocket::bind(SocketAddrV4::new(GEN, port)).expect("bind");
+    let payload = [0u8; 16];
+    let slices = vec![[IoSlice::new(&payload)]; BATCH];
+    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+    let mut next = from;
+    let mut stalls = 0;
+    while next < to {
+        let count = (to - next).min(BATCH as u64);
+        let addrs: Vec<Option<SockaddrIn>> = (next..next + count)
+            .map(|i| Some(SockaddrIn::from(destination(i))))
+            .collect();
+        match sendmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            &slices,
+            &addrs,
+            [],
+            MsgFlags::empty(),
+        ) {
+            // A datagram the kernel did not take is sent again from
+            // there: every flow must reach the router.
+            Ok(results) => {
+                let sent = results.count() as u64;
+                next += sent;
+                if sent == 0 {
+                    stalls += 1;
+                }
+            }
+            // A full socket buffer is the generator outrunning the veth;
+            // retry rather than lose the flow.
+            Err(e) => {
+                stalls += 1;
+                assert!(stalls < 100_000, "sendmmsg to {}: {e}", destination(next));
+                std::thread::yield_now();
+            }
+        }
+        assert!(stalls < 100_000, "sendmmsg sends nothing");
+    }
 }
 
 /// The UDP flows from the generator in `ns`'s conntrack table.
@@ -358,6 +403,17 @@ fn flows_in(ns: &NetNs) -> HashSet<SocketAddrV4> {
             _ => None,
         })
         .collect()
+}
+
+/// CPU time the whole process (generator, agents, replicator: every
+/// thread, in user space and in the kernel) has used so far.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let seconds = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    seconds(usage.user_time()) + seconds(usage.system_time())
 }
 
 /// Polls `done` every 2 ms; panics after [`WAIT`].
@@ -392,8 +448,8 @@ fn conntrack_flows(c: &mut Criterion) {
     let router_ns = NetNs::named(&lab.router).expect("router namespace");
     let shadow_ns = NetNs::named(&lab.shadow).expect("shadow namespace");
     // Routes and the nftables table: what the agents hold besides flows.
-    let router_base = repl.router.health().entries;
-    let shadow_base = repl.shadow.health().entries;
+    let router_base = repl.router.live_entries();
+    let shadow_base = repl.shadow.live_entries();
     let mut next_flow = 0u64;
     let mut rates = Vec::new();
 
@@ -410,18 +466,20 @@ fn conntrack_flows(c: &mut Criterion) {
             for _ in 0..iters {
                 let first = next_flow;
                 next_flow += n;
+                let cpu_before = cpu_time();
                 let start = Instant::now();
                 generate(&gen_ns, first, n);
                 let sent = start.elapsed();
                 let mut on_router = None;
                 runtime.block_on(wait_for("the shadow to hold every flow", || {
-                    if on_router.is_none() && repl.router.health().entries >= router_base + n {
+                    if on_router.is_none() && repl.router.live_entries() >= router_base + n {
                         on_router = Some(start.elapsed());
                     }
-                    repl.shadow.health().entries >= shadow_base + n
+                    repl.shadow.live_entries() >= shadow_base + n
                 }));
                 let on_router = on_router.unwrap_or_else(|| start.elapsed());
                 let elapsed = start.elapsed();
+                let cpu = cpu_time().saturating_sub(cpu_before);
                 total += elapsed;
                 rates.push(n as f64 / elapsed.as_secs_f64());
 
@@ -436,8 +494,10 @@ fn conntrack_flows(c: &mut Criterion) {
                 println!(
                     "conntrack_flows: {n} flows sent in {sent:.2?}, recorded by the \
                      router's agent after {on_router:.2?}, on the shadow after {elapsed:.2?} ({:.0}/s); conntrack -C router {router_cli}, shadow \
-                     {shadow_cli}; missing: router {missing_router}, shadow {missing_shadow}",
-                    n as f64 / elapsed.as_secs_f64()
+                     {shadow_cli}; missing: router {missing_router}, shadow {missing_shadow}; \
+                     CPU time meanwhile {cpu:.2?} ({:.2} cores)",
+                    n as f64 / elapsed.as_secs_f64(),
+                    cpu.as_secs_f64() / elapsed.as_secs_f64()
                 );
                 assert_eq!(missing_router, 0, "flows the router never tracked");
                 assert_eq!(missing_shadow, 0, "flows lost on the way to the shadow");
@@ -447,8 +507,8 @@ fn conntrack_flows(c: &mut Criterion) {
                 lab.flush();
                 runtime.block_on(async {
                     wait_for("the agents to forget the flows", || {
-                        repl.router.health().entries == router_base
-                            && repl.shadow.health().entries == shadow_base
+                        repl.router.live_entries() == router_base
+                            && repl.shadow.live_entries() == shadow_base
                     })
                     .await;
                     repl.handle

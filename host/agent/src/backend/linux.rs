@@ -13,7 +13,12 @@
 //!
 //! Echoes: Apply writes into the kernel, reports the applied value itself
 //! and remembers it as seen, so the kernel's event (or the next poll) for
-//! the same value is not reported again. Conntrack values are compared
+//! the same value is not reported again. The events of Apply's conntrack
+//! creates and updates do not even reach the backend: the kernel names
+//! the socket that caused an event, and the event reader skips those of
+//! Apply's socket ([`umbra_netlink::Conntrack::subscribe_skipping`]); what
+//! follows covers the rest (deletes, and events of a socket reopened
+//! after an error). Conntrack values are compared
 //! without their timeout (it counts down all the time and packets refresh
 //! it without any event) and without the status bits the kernel manages
 //! itself ([`same_conntrack`]); events that arrive late, after further
@@ -29,7 +34,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 use umbra_netlink::{
-    ConntrackEntry, ConntrackEvent, ConntrackTuple, Errno, L4Tuple, NetNs, Route, TcpInfo,
+    ConntrackEntry, ConntrackEvent, ConntrackTuple, ConntrackWriter, Errno, L4Tuple, NetNs, Route,
+    TcpInfo,
 };
 
 use super::{Backend, ChangeQueue, InterfaceReading, MetricsReading};
@@ -212,9 +218,17 @@ impl LinuxBackend {
         let ns = open(&config)?;
         let events_ns = open(&config)?;
         let poll_ns = open(&config)?;
+        // The events of Apply's own creates and updates are skipped by the
+        // reader: Apply reports what it wrote itself (below), and on a
+        // shadow that is every entry it holds.
+        let writer = ns.conntrack_writer();
         let events = events_ns
             .conntrack()
-            .subscribe(config.event_queue, config.event_socket_buffer)
+            .subscribe_skipping(
+                config.event_queue,
+                config.event_socket_buffer,
+                writer.clone(),
+            )
             .map_err(backend_error)?;
         let shared = Arc::new(Shared {
             queue: Arc::new(ChangeQueue::new(config.change_queue)),
@@ -230,7 +244,7 @@ impl LinuxBackend {
         threads.push(
             std::thread::Builder::new()
                 .name("linux-ct-events".into())
-                .spawn(move || watch_conntrack(&watcher, &events_ns, events))
+                .spawn(move || watch_conntrack(&watcher, &events_ns, &writer, events))
                 .map_err(|e| AgentError::Backend(format!("cannot start a thread: {e}")))?,
         );
         let poller = Arc::clone(&shared);
@@ -608,15 +622,21 @@ fn read_nft(ns: &NetNs) -> umbra_netlink::Result<BTreeMap<NftTableKey, NftTableV
 
 /// The conntrack watcher: reports kernel events until the backend stops;
 /// resubscribes (and has the agent resync) if the event stream breaks.
-fn watch_conntrack(shared: &Shared, ns: &NetNs, events: umbra_netlink::ConntrackEvents) {
+fn watch_conntrack(
+    shared: &Shared,
+    ns: &NetNs,
+    writer: &ConntrackWriter,
+    events: umbra_netlink::ConntrackEvents,
+) {
     let mut events = Some(events);
     while !shared.stop.load(Ordering::Relaxed) {
         let Some(stream) = &events else {
             std::thread::sleep(Duration::from_millis(200));
-            match ns
-                .conntrack()
-                .subscribe(shared.config.event_queue, shared.config.event_socket_buffer)
-            {
+            match ns.conntrack().subscribe_skipping(
+                shared.config.event_queue,
+                shared.config.event_socket_buffer,
+                writer.clone(),
+            ) {
                 Ok(stream) => {
                     events = Some(stream);
                     shared.set_problem("conntrack events", None);

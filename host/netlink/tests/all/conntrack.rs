@@ -484,6 +484,49 @@ fn events_report_new_update_destroy_and_overruns() {
 }
 
 #[test]
+fn a_subscription_can_skip_the_events_of_its_writers_creates_and_updates() {
+    let mut lab = Lab::new();
+    let name = lab.ns("skip");
+    let writer = lab.handle(&name);
+    let other = lab.handle(&name);
+    let events = lab
+        .handle(&name)
+        .conntrack()
+        .subscribe_skipping(1024, 1 << 20, writer.conntrack_writer())
+        .unwrap();
+    let entries = synthetic();
+    // The writer's create and update make no event on this subscription...
+    writer.conntrack().create(&entries[0]).unwrap();
+    let mut marked = entries[0].clone();
+    marked.mark = 99;
+    writer.conntrack().update(&marked).unwrap();
+    assert_ne!(
+        writer.conntrack_writer().port(),
+        0,
+        "the writer's socket is open"
+    );
+    // ...another socket's create does, and so does the writer's delete.
+    other.conntrack().create(&entries[1]).unwrap();
+    match next_event(&events) {
+        ConntrackEvent::New(e) => assert_eq!(e.original, entries[1].original),
+        other => panic!("expected the other socket's New, got {other:?}"),
+    }
+    match next_event(&events) {
+        ConntrackEvent::Update(e) => assert_eq!(e.original, entries[1].original),
+        other => panic!("expected the other socket's status Update, got {other:?}"),
+    }
+    writer
+        .conntrack()
+        .delete(&entries[0].original, entries[0].zone)
+        .unwrap();
+    match next_event(&events) {
+        ConntrackEvent::Destroy(e) => assert_eq!(e.original, entries[0].original),
+        other => panic!("expected the writer's Destroy, got {other:?}"),
+    }
+    assert!(events.try_recv().unwrap().is_none());
+}
+
+#[test]
 fn labels_round_trip_where_the_namespace_uses_labels() {
     let mut lab = Lab::new();
     let with = lab.ns("labels");
