@@ -307,14 +307,14 @@ def failover_cases():
     minute = 60_000
     return {
         "failover-first-over": (
-            "Drift alone crosses its threshold for the first time: hysteresis holds (1 of the 120 drift alone needs).",
+            "Drift alone crosses its threshold for the first time: hysteresis holds (1 of the 240 drift alone needs).",
             {},
             failover_input(0.82, 0.2, 0.4, state()),
         ),
         "failover-hysteresis-reached": (
-            "120th evaluation in a row with drift alone over threshold (a minute at the 500 ms tick): go.",
+            "240th evaluation in a row with drift alone over threshold (two minutes at the 500 ms tick): go.",
             {},
-            failover_input(0.84, 0.2, 0.45, state(consecutive=119)),
+            failover_input(0.84, 0.2, 0.45, state(consecutive=239)),
         ),
         "failover-corroborated": (
             "Drift over threshold, corroborated by correlation: 2 in a row suffice.",

@@ -36,7 +36,7 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// | `corroboration-threshold` | 0.5 | correlation score at or above which a trigger counts as corroborated, in [0, 1] |
 /// | `hysteresis` | 3 | consecutive evaluations over threshold needed to go (≥ 1) |
 /// | `corroborated-hysteresis` | 2 | the same when corroborated (≥ 1, at most `hysteresis`) |
-/// | `drift-hysteresis` | 120 | the same when drift is the only trigger over threshold and uncorroborated (≥ 1; `hysteresis` if lower): 60 s at the 500 ms tick |
+/// | `drift-hysteresis` | 240 | the same when drift is the only trigger over threshold and uncorroborated (≥ 1; `hysteresis` if lower): two minutes at the 500 ms tick |
 /// | `cooldown-ms` | 300000 | no new failover sooner than this after the last one (≥ 0) |
 /// | `max-per-hour` | 2 | failovers allowed in any hour (≥ 1) |
 #[derive(Clone, Debug, PartialEq)]
@@ -71,7 +71,7 @@ impl Default for FailoverConfig {
             corroboration_threshold: 0.5,
             hysteresis: 3,
             corroborated_hysteresis: 2,
-            drift_hysteresis: 120,
+            drift_hysteresis: 240,
             cooldown_ms: 300_000,
             max_per_hour: 2,
         }

@@ -92,7 +92,7 @@ fn sustained_fault_goes_once_then_cools_down_then_caps() {
         .map(|i| (T0 + i * MINUTE, 0.9, Some(0.5)))
         .collect();
     // Drift alone, held as long as the other triggers (the default holds it
-    // for 120 evaluations, a minute at the usual tick, not two hours).
+    // for 240 evaluations, two minutes at the usual tick, not two hours).
     let config = FailoverConfig {
         drift_hysteresis: 3,
         ..FailoverConfig::default()
