@@ -361,14 +361,24 @@ async fn drive(
         options.probes, options.probe_interval
     ));
 
+    // Flip once half the probes have gone through the primary (not after
+    // half the nominal run time: on a loaded machine ping falls behind its
+    // interval), or when the run should long be over.
     let run_time = options.probe_interval * options.probes;
-    tokio::select! {
-        () = tokio::time::sleep(run_time / 2) => {}
-        () = stop.cancelled() => return Err(LabError::Cancelled),
-    }
-    let before = client
-        .read_direct_counters("UmbraIngress.device_portmap")
-        .await?;
+    let deadline = Instant::now() + run_time * 5;
+    let half = u64::from(options.probes / 2);
+    let before = loop {
+        let counters = client
+            .read_direct_counters("UmbraIngress.device_portmap")
+            .await?;
+        if device_traffic(&counters, PRIMARY).to_server >= half || Instant::now() >= deadline {
+            break counters;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(options.probe_interval * 5) => {}
+            () = stop.cancelled() => return Err(LabError::Cancelled),
+        }
+    };
     let flip = selector(&client, SHADOW)?;
     let started = Instant::now();
     client.modify(flip).await?;
