@@ -76,6 +76,8 @@ struct DemoArgs {
 
 /// Exit code for a usage or configuration error (BSD `EX_USAGE`).
 const EXIT_USAGE: u8 = 64;
+/// Exit code of a command stopped by SIGINT or SIGTERM (128 + SIGINT).
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -94,7 +96,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
         let code = match cli.command {
@@ -137,9 +139,11 @@ fn main() -> ExitCode {
                     .await
                     .unwrap_or(ExitCode::FAILURE)
             }
-            Command::Model(command) => blocking("umbra model", move || model(command)).await,
+            Command::Model(command) => {
+                blocking("umbra model", shutdown, move || model(command)).await
+            }
             Command::Eval(EvalCommand::Nab(args)) => {
-                blocking("umbra eval nab", move || {
+                blocking("umbra eval nab", shutdown, move || {
                     let report = umbra_nab::run(&args)?;
                     println!("{report}");
                     Ok(())
@@ -149,7 +153,11 @@ fn main() -> ExitCode {
         };
         signals.abort();
         code
-    })
+    });
+    // A CPU-bound command interrupted by a signal is still running on its
+    // blocking thread: do not wait for it.
+    runtime.shutdown_background();
+    code
 }
 
 /// `umbra model generate|train|eval|rules`.
@@ -171,12 +179,21 @@ fn model(command: ModelCommand) -> anyhow::Result<()> {
 }
 
 /// Runs a CPU-bound command off the async runtime; an error is printed with
-/// its causes and exits 1.
+/// its causes and exits 1; SIGINT or SIGTERM stops it (exit 130), whatever
+/// it was doing.
 async fn blocking(
     name: &'static str,
+    shutdown: CancellationToken,
     f: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
 ) -> ExitCode {
-    match tokio::task::spawn_blocking(f).await {
+    let result = tokio::select! {
+        result = tokio::task::spawn_blocking(f) => result,
+        () = shutdown.cancelled() => {
+            eprintln!("{name}: interrupted");
+            return ExitCode::from(EXIT_INTERRUPTED);
+        }
+    };
+    match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(error)) => {
             eprintln!("{name}: {error:#}");
