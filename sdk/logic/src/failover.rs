@@ -217,6 +217,8 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     let mut below = String::with_capacity(96);
     let drift_head = head(&input.drift.explanation);
     let drift_over = drift >= config.drift_threshold;
+    // Whether the predictor or the correlation crossed too.
+    let mut others_over = false;
     if drift_over {
         let text = part(&mut crossed, "; ");
         let _ = write!(
@@ -239,6 +241,7 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     match (&input.prediction, probability) {
         (Some(p), Some(prob)) => {
             if prob >= config.probability_threshold {
+                others_over = true;
                 let _ = write!(
                     part(&mut crossed, "; "),
                     "predictor {} ≥ {} (model {}, horizon {} s)",
@@ -270,6 +273,7 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     };
     if let Some(threshold) = config.correlation_threshold {
         if correlation >= threshold {
+            others_over = true;
             let text = part(&mut crossed, "; ");
             let _ = write!(
                 text,
@@ -303,12 +307,7 @@ pub fn failover(config: &FailoverConfig, input: &FailoverInput) -> FailoverDecis
     }
 
     let over = !crossed.is_empty();
-    // Drift is the only trigger when nothing else wrote to `crossed`.
-    let drift_alone = drift_over
-        && probability.is_none_or(|p| p < config.probability_threshold)
-        && config
-            .correlation_threshold
-            .is_none_or(|threshold| correlation < threshold);
+    let drift_alone = drift_over && !others_over;
     let consecutive = if over {
         input.state.consecutive_over.saturating_add(1)
     } else {
