@@ -601,7 +601,7 @@ impl Agent {
     /// [`AgentError::InvalidRequest`] for a `count` outside 1..=65536 or a
     /// partition not below it.
     pub fn snapshot_partitions(&self, count: u32, partitions: &[u32]) -> Result<Snapshot> {
-        let wanted = wanted_partitions(count, partitions)?;
+        let wanted: HashSet<u32> = wanted_partitions(count, partitions)?.into_iter().collect();
         Ok(self.snapshot_where(|key| wanted.contains(&key.partition(count))))
     }
 
@@ -656,19 +656,14 @@ impl Agent {
     /// [`AgentError::InvalidRequest`] for a count of 0 or above 65536, or a
     /// partition not below it.
     pub fn digest(&self, count: u32, partitions: &[u32]) -> Result<DigestReport> {
-        let wanted_set = wanted_partitions(count, partitions)?;
-        let wanted: Vec<u32> = if partitions.is_empty() {
-            (0..count).collect()
-        } else {
-            partitions.to_vec()
-        };
+        let wanted = wanted_partitions(count, partitions)?;
         let mut hashers: HashMap<u32, (Sha256, u64)> =
             wanted.iter().map(|&p| (p, (Sha256::new(), 0))).collect();
         // The entries are copied under the lock and hashed after it: encoding
         // and hashing cost ten times the copy, and Apply waits on the lock.
         let Snapshot {
             revision, entries, ..
-        } = self.snapshot_where(|key| wanted_set.contains(&key.partition(count)));
+        } = self.snapshot_where(|key| hashers.contains_key(&key.partition(count)));
         let mut buf = Vec::with_capacity(256);
         for entry in entries {
             let Some((hasher, n)) = hashers.get_mut(&entry.key.partition(count)) else {
@@ -723,13 +718,13 @@ impl Agent {
     }
 }
 
-/// The partitions asked for among `count` (every one when `partitions` is
-/// empty).
+/// The partitions asked for among `count`, in the order asked (every one,
+/// ascending, when `partitions` is empty).
 ///
 /// # Errors
 /// [`AgentError::InvalidRequest`] for a `count` outside 1..=65536 or a
 /// partition not below it.
-fn wanted_partitions(count: u32, partitions: &[u32]) -> Result<HashSet<u32>> {
+fn wanted_partitions(count: u32, partitions: &[u32]) -> Result<Vec<u32>> {
     if !(1..=65_536).contains(&count) {
         return Err(AgentError::InvalidRequest(format!(
             "partition_count {count} is not in 1..=65536"
@@ -749,6 +744,6 @@ fn wanted_partitions(count: u32, partitions: &[u32]) -> Result<HashSet<u32>> {
     Ok(if partitions.is_empty() {
         (0..count).collect()
     } else {
-        partitions.iter().copied().collect()
+        partitions.to_vec()
     })
 }
