@@ -38,7 +38,8 @@ use umbra_policy_logic::{
 };
 use umbra_predict::{DetectorConfig, DriftDetector, Sample};
 use umbra_scenario::{
-    EvalConfig, EvalReport, Evaluator, METRICS, ScenarioConfig, Trace, TraceMeta, parse_duration,
+    EvalConfig, EvalReport, Evaluator, METRICS, ScenarioConfig, Summary, Trace, TraceMeta,
+    parse_duration,
 };
 
 /// Where the shipped default model lives in the source tree; `--model`
@@ -94,6 +95,13 @@ pub struct EvalArgs {
     /// the manifest's `threshold`.
     #[arg(long = "failover", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub failover: Vec<(String, String)>,
+    /// More probability thresholds to judge on the same run, comma-separated
+    /// (`--sweep 0.99,0.995,0.999`): the predictor alone, the failover rule
+    /// over both and over the probability alone, re-decided at each from
+    /// the probabilities and drift scores already computed. How a model's
+    /// threshold is chosen on validation traces.
+    #[arg(long, value_delimiter = ',', value_name = "P")]
+    pub sweep: Vec<f64>,
     /// Windows per ONNX Runtime call.
     #[arg(long, default_value_t = 512)]
     pub batch: usize,
@@ -123,6 +131,7 @@ impl Default for EvalArgs {
             min_lead: Duration::from_secs(5),
             detector: Vec::new(),
             failover: Vec::new(),
+            sweep: Vec::new(),
             batch: 512,
             jobs: None,
             json: None,
@@ -167,8 +176,23 @@ pub struct ModelEvalReport {
     /// probability alone (with its hysteresis, cooldown and cap): what the
     /// predictor contributes to the real decision.
     pub probability_rule: EvalReport,
+    /// The same deciders at each `--sweep` threshold (summaries only).
+    pub sweep: Vec<SweepPoint>,
     /// Wall-clock time of the evaluation, in milliseconds.
     pub elapsed_ms: u64,
+}
+
+/// The deciders that use the probability, judged at one more threshold.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepPoint {
+    /// The `probability-threshold` used.
+    pub threshold: f64,
+    /// The predictor alone.
+    pub predictor: Summary,
+    /// The failover rule over drift and probability.
+    pub combined: Summary,
+    /// The failover rule over the probability alone.
+    pub probability_rule: Summary,
 }
 
 impl ModelEvalReport {
@@ -225,6 +249,36 @@ impl fmt::Display for ModelEvalReport {
         ] {
             writeln!(f, "\n{title}")?;
             write!(f, "{report}")?;
+        }
+        if !self.sweep.is_empty() {
+            writeln!(
+                f,
+                "\nthreshold sweep: share of faults caught >= {:.1} s ahead, recall, false alarms per device-day",
+                self.combined.min_lead_ms as f64 / 1000.0
+            )?;
+            writeln!(
+                f,
+                "{:>10}  {:>24}  {:>24}  {:>24}",
+                "threshold", "predictor", "failover rule", "rule on probability"
+            )?;
+            let cell = |s: &Summary| {
+                let pct =
+                    |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.1}%", 100.0 * v));
+                let fa = s
+                    .false_alarms_per_device_day
+                    .map_or("-".to_owned(), |v| format!("{v:.3}"));
+                format!("{} {} {}", pct(s.in_time_share), pct(s.recall), fa)
+            };
+            for p in &self.sweep {
+                writeln!(
+                    f,
+                    "{:>10}  {:>24}  {:>24}  {:>24}",
+                    p.threshold,
+                    cell(&p.predictor),
+                    cell(&p.combined),
+                    cell(&p.probability_rule)
+                )?;
+            }
         }
         Ok(())
     }
@@ -298,6 +352,9 @@ struct TraceAlarms {
     drift: Vec<i64>,
     combined: Vec<i64>,
     probability_rule: Vec<i64>,
+    /// Predictor, combined and probability-rule alarms at each `--sweep`
+    /// threshold.
+    sweep: Vec<[Vec<i64>; 3]>,
     ticks: u64,
 }
 
@@ -308,6 +365,8 @@ struct Replay<'a> {
     batch: usize,
     /// Align the detector on the trace's tick (unless `tick-ms` was given).
     tick_from_trace: bool,
+    /// Extra probability thresholds (`--sweep`).
+    sweep: &'a [f64],
 }
 
 impl Replay<'_> {
@@ -372,6 +431,11 @@ impl Replay<'_> {
             timestamp_ms: 0,
             value: 0.0,
         };
+        let mut drifts = Vec::with_capacity(if self.sweep.is_empty() {
+            0
+        } else {
+            trace.len()
+        });
         for (tick, &now_ms) in trace.timestamps_ms().iter().enumerate() {
             for (theirs, ours) in devices {
                 for (i, name) in names.iter().enumerate() {
@@ -389,6 +453,12 @@ impl Replay<'_> {
             let out = detector.score(now_ms);
             if out.score >= self.failover.drift_threshold {
                 alarms.drift.push(now_ms);
+            }
+            if !self.sweep.is_empty() {
+                drifts.push(DriftResult {
+                    score: out.score,
+                    ..out.drift.clone()
+                });
             }
             let probability = probabilities[tick];
             if probability.is_some_and(|p| f64::from(p) >= self.failover.probability_threshold) {
@@ -431,7 +501,70 @@ impl Replay<'_> {
                 alarms.probability_rule.push(now_ms);
             }
         }
+        for &threshold in self.sweep {
+            alarms.sweep.push(self.redecide(
+                threshold,
+                trace.timestamps_ms(),
+                &probabilities,
+                &drifts,
+                manifest,
+            ));
+        }
         Ok(alarms)
+    }
+
+    /// The predictor's, the failover rule's and the probability rule's
+    /// alarms at another probability threshold, from the probabilities and
+    /// drift results of a replay.
+    fn redecide(
+        &self,
+        threshold: f64,
+        timestamps_ms: &[i64],
+        probabilities: &[Option<f32>],
+        drifts: &[DriftResult],
+        manifest: &Manifest,
+    ) -> [Vec<i64>; 3] {
+        let config = FailoverConfig {
+            probability_threshold: threshold,
+            ..self.failover.clone()
+        };
+        let [mut predictor, mut combined, mut probability_rule] = [Vec::new(), vec![], vec![]];
+        let (mut state, mut probability_state) =
+            (FailoverState::default(), FailoverState::default());
+        for ((&now_ms, probability), drift) in timestamps_ms.iter().zip(probabilities).zip(drifts) {
+            if probability.is_some_and(|p| f64::from(p) >= threshold) {
+                predictor.push(now_ms);
+            }
+            let prediction = probability.map(|p| Prediction {
+                probability: f64::from(p),
+                horizon_ms: manifest.horizon_ms,
+                model_version: manifest.model_version.clone(),
+            });
+            for (drift, state, alarms) in [
+                (drift.clone(), &mut state, &mut combined),
+                (
+                    DriftResult::default(),
+                    &mut probability_state,
+                    &mut probability_rule,
+                ),
+            ] {
+                let decision = failover(
+                    &config,
+                    &FailoverInput {
+                        now_ms,
+                        drift,
+                        correlation: CorrelationResult::default(),
+                        prediction: prediction.clone(),
+                        state: std::mem::take(state),
+                    },
+                );
+                *state = decision.state;
+                if decision.verdict == Verdict::Go {
+                    alarms.push(now_ms);
+                }
+            }
+        }
+        [predictor, combined, probability_rule]
     }
 }
 
@@ -465,6 +598,13 @@ pub fn eval_cmd(args: &EvalArgs) -> anyhow::Result<ModelEvalReport> {
         .any(|(k, _)| k == "probability-threshold")
     {
         failover_config.probability_threshold = manifest.threshold;
+    }
+    if let Some(bad) = args
+        .sweep
+        .iter()
+        .find(|t| !(t.is_finite() && **t > 0.0 && **t <= 1.0))
+    {
+        anyhow::bail!("--sweep: {bad} is not a probability threshold in (0, 1]");
     }
 
     let (traces, source) = match &args.data {
@@ -513,6 +653,7 @@ pub fn eval_cmd(args: &EvalArgs) -> anyhow::Result<ModelEvalReport> {
                         failover: &failover_config,
                         batch: args.batch,
                         tick_from_trace: !tick_given,
+                        sweep: &args.sweep,
                     };
                     loop {
                         // Stop early once another worker has failed.
@@ -558,7 +699,12 @@ pub fn eval_cmd(args: &EvalArgs) -> anyhow::Result<ModelEvalReport> {
     let mut predictor_eval = Evaluator::new(config.clone());
     let mut drift_eval = Evaluator::new(config.clone());
     let mut combined_eval = Evaluator::new(config.clone());
-    let mut probability_eval = Evaluator::new(config);
+    let mut probability_eval = Evaluator::new(config.clone());
+    let mut sweep_evals: Vec<[Evaluator; 3]> = args
+        .sweep
+        .iter()
+        .map(|_| std::array::from_fn(|_| Evaluator::new(config.clone())))
+        .collect();
     let mut ticks = 0;
     for (meta, alarms) in results
         .into_inner()
@@ -570,8 +716,26 @@ pub fn eval_cmd(args: &EvalArgs) -> anyhow::Result<ModelEvalReport> {
         drift_eval.add(&meta, &alarms.drift);
         combined_eval.add(&meta, &alarms.combined);
         probability_eval.add(&meta, &alarms.probability_rule);
+        for (evals, sweep_alarms) in sweep_evals.iter_mut().zip(&alarms.sweep) {
+            for (eval, alarms) in evals.iter_mut().zip(sweep_alarms) {
+                eval.add(&meta, alarms);
+            }
+        }
         ticks += alarms.ticks;
     }
+    let sweep = args
+        .sweep
+        .iter()
+        .zip(sweep_evals)
+        .map(
+            |(&threshold, [predictor, combined, probability_rule])| SweepPoint {
+                threshold,
+                predictor: predictor.report().overall,
+                combined: combined.report().overall,
+                probability_rule: probability_rule.report().overall,
+            },
+        )
+        .collect();
     let report = ModelEvalReport {
         model: model.clone(),
         model_version: manifest.model_version.clone(),
@@ -584,6 +748,7 @@ pub fn eval_cmd(args: &EvalArgs) -> anyhow::Result<ModelEvalReport> {
         drift: drift_eval.report(),
         combined: combined_eval.report(),
         probability_rule: probability_eval.report(),
+        sweep,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     if let Some(path) = &args.json {

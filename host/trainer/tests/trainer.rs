@@ -463,3 +463,51 @@ fn the_shipped_default_model_loads_and_predicts_held_out_faults() -> Result<()> 
     assert!(all.detected_in_time >= 5, "{}", report.probability_rule);
     Ok(())
 }
+
+/// `--sweep`: each extra threshold is judged exactly as a whole run at that
+/// threshold would judge it, for the predictor and both failover rules.
+#[test]
+fn a_threshold_sweep_matches_whole_runs_at_each_threshold() -> Result<()> {
+    let base = EvalArgs {
+        seed: 1000,
+        faulty: 6,
+        fault_free: 2,
+        duration: std::time::Duration::from_secs(20 * 60),
+        jobs: Some(2),
+        ..EvalArgs::default()
+    };
+    let thresholds = [0.3, 0.9];
+    let swept = eval_cmd(&EvalArgs {
+        sweep: thresholds.to_vec(),
+        ..base.clone()
+    })?;
+    assert_eq!(swept.sweep.len(), 2);
+    let mut alarms = Vec::new();
+    for (point, threshold) in swept.sweep.iter().zip(thresholds) {
+        let whole = eval_cmd(&EvalArgs {
+            failover: vec![("probability-threshold".into(), threshold.to_string())],
+            ..base.clone()
+        })?;
+        assert_eq!(point.threshold, threshold);
+        assert_eq!(point.predictor, whole.predictor.overall, "{threshold}");
+        assert_eq!(point.combined, whole.combined.overall, "{threshold}");
+        assert_eq!(
+            point.probability_rule, whole.probability_rule.overall,
+            "{threshold}"
+        );
+        alarms.push(point.predictor.false_alarms + point.predictor.detected);
+    }
+    // The two thresholds are judged apart: the lower one alarms on more.
+    let lead = |p: &umbra_trainer::SweepPoint| p.predictor.lead_median_ms;
+    assert!(
+        lead(&swept.sweep[0]) > lead(&swept.sweep[1]) || alarms[0] > alarms[1],
+        "{swept}"
+    );
+    let bad = eval_cmd(&EvalArgs {
+        sweep: vec![1.5],
+        ..base
+    })
+    .expect_err("a threshold above 1");
+    assert!(format!("{bad:#}").contains("--sweep"), "{bad:#}");
+    Ok(())
+}
