@@ -156,9 +156,54 @@ struct State {
     /// as a local change, and re-stamp it with this node's origin.
     /// Hashed, not ordered: nothing walks it in key order, and every
     /// applied entry and every change report looks its key up here.
-    pending_echoes: HashMap<Key, VecDeque<(Option<Value>, Instant)>>,
+    pending_echoes: HashMap<Key, EchoQueue>,
     /// When expired echoes were last swept.
     echoes_swept: Instant,
+}
+
+/// An applied value whose report is owed, and when it was applied.
+type Echo = (Option<Value>, Instant);
+
+/// The echoes one key still owes, oldest first. The oldest is held inline:
+/// most keys owe one, and a queue each cost an allocation per applied
+/// entry.
+#[derive(Debug, Default)]
+struct EchoQueue {
+    /// `None` only when the queue is empty.
+    front: Option<Echo>,
+    rest: VecDeque<Echo>,
+}
+
+impl EchoQueue {
+    fn push_back(&mut self, echo: Echo) {
+        if self.front.is_none() {
+            self.front = Some(echo);
+        } else {
+            self.rest.push_back(echo);
+        }
+    }
+
+    fn front(&self) -> Option<&Echo> {
+        self.front.as_ref()
+    }
+
+    fn pop_front(&mut self) -> Option<Echo> {
+        let front = self.front.take();
+        self.front = self.rest.pop_front();
+        front
+    }
+
+    fn is_empty(&self) -> bool {
+        self.front.is_none()
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&Echo) -> bool) {
+        let mut all: VecDeque<Echo> = self.front.take().into_iter().collect();
+        all.append(&mut self.rest);
+        all.retain(keep);
+        self.front = all.pop_front();
+        self.rest = all;
+    }
 }
 
 /// How long an applied entry's echo is waited for: a backend that merges or
@@ -383,6 +428,7 @@ impl Agent {
         // against the earlier one even when the device refuses that one:
         // an older later entry is Superseded, as it would be had the
         // write succeeded.
+        let applied_at = Instant::now();
         for ((at, entry), result) in winners.into_iter().zip(results) {
             outcomes[at] = Some(match result {
                 Err(rejected) => Outcome::Rejected(rejected.0),
@@ -392,7 +438,7 @@ impl Agent {
                         .pending_echoes
                         .entry(entry.key.clone())
                         .or_default()
-                        .push_back((entry.value.clone(), Instant::now()));
+                        .push_back((entry.value.clone(), applied_at));
                     self.write(&mut state, entry);
                     Outcome::Applied
                 }

@@ -6,6 +6,8 @@
 //! `nf_conntrack_common.h` and `nf_conntrack_tcp.h`; integer attributes are
 //! big-endian except `CTA_LABELS` (a host-order bitmap).
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -556,7 +558,8 @@ impl Conntrack<'_> {
     }
 
     /// Subscribes to new/update/destroy events of the namespace. Events are
-    /// read on their own thread into a channel of `queue` events; when the
+    /// read on their own thread into a channel of about `queue` events (in
+    /// batches of up to 256, what one read of the socket brought); when the
     /// channel is full the reader waits, the kernel socket buffer of
     /// `socket_buffer` bytes (forced past `rmem_max`; each event costs about
     /// 1 KiB of it) fills, and the kernel's `ENOBUFS` comes out as
@@ -614,7 +617,7 @@ impl Conntrack<'_> {
                 .map_err(|e| Error::socket("SO_RCVTIMEO", e.into()))?;
             Ok(sock)
         })?;
-        let (tx, rx) = mpsc::sync_channel(queue.max(1));
+        let (tx, rx) = mpsc::sync_channel(queue.div_ceil(EVENT_BATCH).max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let reader_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -623,16 +626,25 @@ impl Conntrack<'_> {
             .map_err(|e| Error::socket("spawn event reader", e))?;
         Ok(ConntrackEvents {
             rx: Some(rx),
+            pending: RefCell::new(VecDeque::new()),
             stop,
             thread: Some(thread),
         })
     }
 }
 
+/// Most events the reader hands over at once: what one read of the socket
+/// brought, up to this many. Handing them over one by one cost a channel
+/// operation (and often a wake-up) per event.
+const EVENT_BATCH: usize = 256;
+
 /// A live stream of conntrack events; dropping it unsubscribes.
 #[derive(Debug)]
 pub struct ConntrackEvents {
-    rx: Option<mpsc::Receiver<ConntrackEvent>>,
+    rx: Option<mpsc::Receiver<Vec<ConntrackEvent>>>,
+    /// Events of a batch taken from the reader and not yet returned by
+    /// [`ConntrackEvents::recv_timeout`] or [`ConntrackEvents::try_recv`].
+    pending: RefCell<VecDeque<ConntrackEvent>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -643,12 +655,13 @@ impl ConntrackEvents {
     /// # Errors
     /// [`Error::EventStreamClosed`] if the reader stopped on a socket error.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<ConntrackEvent>> {
-        let rx = self.rx.as_ref().ok_or(Error::EventStreamClosed)?;
-        match rx.recv_timeout(timeout) {
-            Ok(ev) => Ok(Some(ev)),
-            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(Error::EventStreamClosed),
+        if let Some(event) = self.pending.borrow_mut().pop_front() {
+            return Ok(Some(event));
         }
+        let mut batch = self.recv_batch(timeout)?.into_iter();
+        let first = batch.next();
+        self.pending.borrow_mut().extend(batch);
+        Ok(first)
     }
 
     /// The next event if one is queued.
@@ -656,12 +669,45 @@ impl ConntrackEvents {
     /// # Errors
     /// [`Error::EventStreamClosed`] if the reader stopped on a socket error.
     pub fn try_recv(&self) -> Result<Option<ConntrackEvent>> {
-        let rx = self.rx.as_ref().ok_or(Error::EventStreamClosed)?;
-        match rx.try_recv() {
-            Ok(ev) => Ok(Some(ev)),
-            Err(mpsc::TryRecvError::Empty) => Ok(None),
-            Err(mpsc::TryRecvError::Disconnected) => Err(Error::EventStreamClosed),
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            let rx = self.rx.as_ref().ok_or(Error::EventStreamClosed)?;
+            match rx.try_recv() {
+                Ok(batch) => pending.extend(batch),
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(mpsc::TryRecvError::Disconnected) => return Err(Error::EventStreamClosed),
+            }
         }
+        Ok(pending.pop_front())
+    }
+
+    /// Waits up to `timeout` for events and returns every one queued now,
+    /// in order (up to a few hundred per read of the kernel socket, more
+    /// if several reads are queued); empty on timeout.
+    ///
+    /// # Errors
+    /// [`Error::EventStreamClosed`] if the reader stopped on a socket error.
+    pub fn recv_batch(&self, timeout: Duration) -> Result<Vec<ConntrackEvent>> {
+        let mut events: Vec<ConntrackEvent> = self.pending.borrow_mut().drain(..).collect();
+        let rx = self.rx.as_ref().ok_or(Error::EventStreamClosed)?;
+        if events.is_empty() {
+            match rx.recv_timeout(timeout) {
+                Ok(batch) => events = batch,
+                Err(mpsc::RecvTimeoutError::Timeout) => return Ok(events),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::EventStreamClosed);
+                }
+            }
+        }
+        // Whatever else is queued comes along: fewer, larger batches
+        // when the consumer falls behind.
+        while events.len() < EVENT_BATCH * 16 {
+            match rx.try_recv() {
+                Ok(batch) => events.extend(batch),
+                Err(_) => break,
+            }
+        }
+        Ok(events)
     }
 }
 
@@ -679,7 +725,7 @@ impl Drop for ConntrackEvents {
 
 fn read_events(
     sock: &netlink_sys::Socket,
-    tx: &mpsc::SyncSender<ConntrackEvent>,
+    tx: &mpsc::SyncSender<Vec<ConntrackEvent>>,
     stop: &AtomicBool,
     writer: Option<&ConntrackWriter>,
 ) {
@@ -697,7 +743,7 @@ fn read_events(
                 // then could miss entries whose events are dropped after
                 // it, so the queue is emptied (its events are stale: the
                 // dump covers them) before the overrun is reported.
-                if !drain(sock, &mut buf) || tx.send(ConntrackEvent::Overrun).is_err() {
+                if !drain(sock, &mut buf) || tx.send(vec![ConntrackEvent::Overrun]).is_err() {
                     return;
                 }
                 continue;
@@ -712,6 +758,7 @@ fn read_events(
             }
             Err(_) => return,
         }
+        let mut batch = Vec::new();
         for msg in codec::messages(&buf) {
             let Ok(msg) = msg else { break };
             if msg.pid != 0
@@ -723,9 +770,16 @@ fn read_events(
             let Some(event) = decode_event(msg) else {
                 continue;
             };
-            if tx.send(event).is_err() {
-                return;
+            if batch.len() == EVENT_BATCH {
+                if tx.send(std::mem::take(&mut batch)).is_err() {
+                    return;
+                }
+                batch.reserve(EVENT_BATCH);
             }
+            batch.push(event);
+        }
+        if !batch.is_empty() && tx.send(batch).is_err() {
+            return;
         }
     }
 }
