@@ -9,7 +9,7 @@
 //! state, then the backend's locks), which is what makes a snapshot
 //! consistent with a revision and keeps the log in the device's order.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque, btree_map};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -474,7 +474,6 @@ impl Agent {
 
     /// Records an entry (under the lock): slot, tombstone bookkeeping, log.
     fn write(&self, state: &mut State, entry: Entry) {
-        let tombstone = entry.version.tombstone;
         let slot = Slot {
             version: entry.version,
             value: entry.value.clone(),
@@ -483,6 +482,13 @@ impl Agent {
             .entries
             .insert(entry.key.clone(), slot)
             .is_some_and(|old| !old.version.tombstone);
+        self.account(state, entry, was_live);
+    }
+
+    /// What follows a write of `entry`'s slot: the live count, tombstone
+    /// bookkeeping, the log.
+    fn account(&self, state: &mut State, entry: Entry, was_live: bool) {
+        let tombstone = entry.version.tombstone;
         match (was_live, tombstone) {
             (false, false) => state.live += 1,
             (true, true) => state.live -= 1,
@@ -546,24 +552,48 @@ impl Agent {
                     continue;
                 }
             }
-            let current = state
-                .entries
-                .get(&change.key)
-                .and_then(|slot| slot.value.as_ref());
-            if current == change.value.as_ref() {
-                continue;
-            }
-            let version = Version {
-                clock: state.clock.now(),
-                origin: self.node_id,
-                tombstone: change.value.is_none(),
+            // One walk of the map finds the key and writes its new slot
+            // (looking it up and then inserting walked it twice; with
+            // hundreds of thousands of conntrack keys the comparisons of
+            // those walks were the agent's largest cost).
+            let (was_live, version) = match state.entries.entry(change.key.clone()) {
+                btree_map::Entry::Occupied(mut slot) => {
+                    if slot.get().value == change.value {
+                        continue;
+                    }
+                    let version = Version {
+                        clock: state.clock.now(),
+                        origin: self.node_id,
+                        tombstone: change.value.is_none(),
+                    };
+                    let old = slot.insert(Slot {
+                        version,
+                        value: change.value.clone(),
+                    });
+                    (!old.version.tombstone, version)
+                }
+                btree_map::Entry::Vacant(slot) => {
+                    if change.value.is_none() {
+                        continue;
+                    }
+                    let version = Version {
+                        clock: state.clock.now(),
+                        origin: self.node_id,
+                        tombstone: false,
+                    };
+                    slot.insert(Slot {
+                        version,
+                        value: change.value.clone(),
+                    });
+                    (false, version)
+                }
             };
             let entry = Entry {
                 key: change.key,
                 version,
                 value: change.value,
             };
-            self.write(state, entry);
+            self.account(state, entry, was_live);
         }
     }
 

@@ -590,6 +590,7 @@ fn conntrack_flows(c: &mut Criterion) {
             for _ in 0..iters {
                 let first = next_flow;
                 next_flow += n;
+                let batches_before = repl.handle.status().forward.batches;
                 let cpu_before = cpu_time();
                 let start = Instant::now();
                 generate(&gen_ns, first, n);
@@ -604,6 +605,7 @@ fn conntrack_flows(c: &mut Criterion) {
                 let on_router = on_router.unwrap_or_else(|| start.elapsed());
                 let elapsed = start.elapsed();
                 let cpu = cpu_time().saturating_sub(cpu_before);
+                let applies = repl.handle.status().forward.batches - batches_before;
                 total += elapsed;
                 rates.push(n as f64 / elapsed.as_secs_f64());
 
@@ -619,9 +621,11 @@ fn conntrack_flows(c: &mut Criterion) {
                     "conntrack_flows: {n} flows sent in {sent:.2?}, recorded by the \
                      router's agent after {on_router:.2?}, on the shadow after {elapsed:.2?} ({:.0}/s); conntrack -C router {router_cli}, shadow \
                      {shadow_cli}; missing: router {missing_router}, shadow {missing_shadow}; \
-                     CPU time meanwhile {cpu:.2?} ({:.2} cores)",
+                     CPU time meanwhile {cpu:.2?} ({:.2} cores); {applies} change batches \
+                     applied ({:.0} entries each)",
                     n as f64 / elapsed.as_secs_f64(),
-                    cpu.as_secs_f64() / elapsed.as_secs_f64()
+                    cpu.as_secs_f64() / elapsed.as_secs_f64(),
+                    n as f64 / applies.max(1) as f64
                 );
                 assert_eq!(missing_router, 0, "flows the router never tracked");
                 assert_eq!(missing_shadow, 0, "flows lost on the way to the shadow");
