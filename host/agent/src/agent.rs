@@ -9,7 +9,7 @@
 //! state, then the backend's locks), which is what makes a snapshot
 //! consistent with a revision and keeps the log in the device's order.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque, btree_map};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -156,9 +156,54 @@ struct State {
     /// as a local change, and re-stamp it with this node's origin.
     /// Hashed, not ordered: nothing walks it in key order, and every
     /// applied entry and every change report looks its key up here.
-    pending_echoes: HashMap<Key, VecDeque<(Option<Value>, Instant)>>,
+    pending_echoes: HashMap<Key, EchoQueue>,
     /// When expired echoes were last swept.
     echoes_swept: Instant,
+}
+
+/// An applied value whose report is owed, and when it was applied.
+type Echo = (Option<Value>, Instant);
+
+/// The echoes one key still owes, oldest first. The oldest is held inline:
+/// most keys owe one, and a queue each cost an allocation per applied
+/// entry.
+#[derive(Debug, Default)]
+struct EchoQueue {
+    /// `None` only when the queue is empty.
+    front: Option<Echo>,
+    rest: VecDeque<Echo>,
+}
+
+impl EchoQueue {
+    fn push_back(&mut self, echo: Echo) {
+        if self.front.is_none() {
+            self.front = Some(echo);
+        } else {
+            self.rest.push_back(echo);
+        }
+    }
+
+    fn front(&self) -> Option<&Echo> {
+        self.front.as_ref()
+    }
+
+    fn pop_front(&mut self) -> Option<Echo> {
+        let front = self.front.take();
+        self.front = self.rest.pop_front();
+        front
+    }
+
+    fn is_empty(&self) -> bool {
+        self.front.is_none()
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&Echo) -> bool) {
+        let mut all: VecDeque<Echo> = self.front.take().into_iter().collect();
+        all.append(&mut self.rest);
+        all.retain(keep);
+        self.front = all.pop_front();
+        self.rest = all;
+    }
 }
 
 /// How long an applied entry's echo is waited for: a backend that merges or
@@ -383,6 +428,7 @@ impl Agent {
         // against the earlier one even when the device refuses that one:
         // an older later entry is Superseded, as it would be had the
         // write succeeded.
+        let applied_at = Instant::now();
         for ((at, entry), result) in winners.into_iter().zip(results) {
             outcomes[at] = Some(match result {
                 Err(rejected) => Outcome::Rejected(rejected.0),
@@ -392,7 +438,7 @@ impl Agent {
                         .pending_echoes
                         .entry(entry.key.clone())
                         .or_default()
-                        .push_back((entry.value.clone(), Instant::now()));
+                        .push_back((entry.value.clone(), applied_at));
                     self.write(&mut state, entry);
                     Outcome::Applied
                 }
@@ -428,7 +474,6 @@ impl Agent {
 
     /// Records an entry (under the lock): slot, tombstone bookkeeping, log.
     fn write(&self, state: &mut State, entry: Entry) {
-        let tombstone = entry.version.tombstone;
         let slot = Slot {
             version: entry.version,
             value: entry.value.clone(),
@@ -437,6 +482,13 @@ impl Agent {
             .entries
             .insert(entry.key.clone(), slot)
             .is_some_and(|old| !old.version.tombstone);
+        self.account(state, entry, was_live);
+    }
+
+    /// What follows a write of `entry`'s slot: the live count, tombstone
+    /// bookkeeping, the log.
+    fn account(&self, state: &mut State, entry: Entry, was_live: bool) {
+        let tombstone = entry.version.tombstone;
         match (was_live, tombstone) {
             (false, false) => state.live += 1,
             (true, true) => state.live -= 1,
@@ -500,24 +552,48 @@ impl Agent {
                     continue;
                 }
             }
-            let current = state
-                .entries
-                .get(&change.key)
-                .and_then(|slot| slot.value.as_ref());
-            if current == change.value.as_ref() {
-                continue;
-            }
-            let version = Version {
-                clock: state.clock.now(),
-                origin: self.node_id,
-                tombstone: change.value.is_none(),
+            // One walk of the map finds the key and writes its new slot
+            // (looking it up and then inserting walked it twice; with
+            // hundreds of thousands of conntrack keys the comparisons of
+            // those walks were the agent's largest cost).
+            let (was_live, version) = match state.entries.entry(change.key.clone()) {
+                btree_map::Entry::Occupied(mut slot) => {
+                    if slot.get().value == change.value {
+                        continue;
+                    }
+                    let version = Version {
+                        clock: state.clock.now(),
+                        origin: self.node_id,
+                        tombstone: change.value.is_none(),
+                    };
+                    let old = slot.insert(Slot {
+                        version,
+                        value: change.value.clone(),
+                    });
+                    (!old.version.tombstone, version)
+                }
+                btree_map::Entry::Vacant(slot) => {
+                    if change.value.is_none() {
+                        continue;
+                    }
+                    let version = Version {
+                        clock: state.clock.now(),
+                        origin: self.node_id,
+                        tombstone: false,
+                    };
+                    slot.insert(Slot {
+                        version,
+                        value: change.value.clone(),
+                    });
+                    (false, version)
+                }
             };
             let entry = Entry {
                 key: change.key,
                 version,
                 value: change.value,
             };
-            self.write(state, entry);
+            self.account(state, entry, was_live);
         }
     }
 

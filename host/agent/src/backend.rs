@@ -182,6 +182,31 @@ impl ChangeQueue {
         }
     }
 
+    /// Reports changes in order, as [`ChangeQueue::push`] of each would,
+    /// under one lock.
+    pub fn push_all(&self, changes: impl IntoIterator<Item = LocalChange>) {
+        let mut state = self.lock();
+        let wake = state.changes.is_empty() && !state.lost;
+        let mut pushed = false;
+        for change in changes {
+            if state.lost {
+                // A resync will read the device anyway.
+                break;
+            }
+            if state.changes.len() >= self.capacity {
+                state.changes.clear();
+                state.lost = true;
+            } else {
+                state.changes.push_back(change);
+            }
+            pushed = true;
+        }
+        drop(state);
+        if wake && pushed {
+            self.ready.notify_one();
+        }
+    }
+
     /// Reports that the device lost changes on its side (like netlink's
     /// `ENOBUFS` on its event socket): what is queued is discarded and the
     /// consumer resyncs from a snapshot.
@@ -265,6 +290,17 @@ mod tests {
         assert!(queue.try_take(10).is_none(), "lost is reported once");
         queue.push(change(9));
         assert_eq!(queue.take(10).await, Delivery::Changes(vec![change(9)]));
+        queue.push_all([change(12), change(13)]);
+        assert_eq!(
+            queue.take(10).await,
+            Delivery::Changes(vec![change(12), change(13)])
+        );
+        queue.push_all((0..4).map(change));
+        assert_eq!(
+            queue.take(10).await,
+            Delivery::Lost,
+            "push_all overflows too"
+        );
         queue.push(change(10));
         queue.mark_lost();
         queue.push(change(11));

@@ -6,6 +6,8 @@
 //! `nf_conntrack_common.h` and `nf_conntrack_tcp.h`; integer attributes are
 //! big-endian except `CTA_LABELS` (a host-order bitmap).
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -432,11 +434,13 @@ impl Conntrack<'_> {
     }
 
     /// Upserts many entries, 512 per `send(2)`: each is sent as
-    /// `IPCTNL_MSG_CT_NEW` with `NLM_F_CREATE|NLM_F_EXCL`, followed in the
-    /// same datagram by an update carrying its status bits (which the
-    /// kernel accepts only on update); for an entry that already exists
-    /// (`EEXIST`) that update is the fallback, and entries with no status
-    /// bits get a separate update round.
+    /// `IPCTNL_MSG_CT_NEW` with `NLM_F_CREATE|NLM_F_EXCL` and its status
+    /// bits; the entries that already exist (`EEXIST`) are then sent again
+    /// as updates, in one more datagram per 512. New entries, the common
+    /// case, cost one request each. An entry with labels is followed in
+    /// the same datagram by its update: a create drops labels the
+    /// namespace has no room for without a word, the update refuses them
+    /// (`ENOSPC`).
     ///
     /// # Errors
     /// Socket failures end the batch with an error; per-entry refusals are
@@ -450,23 +454,26 @@ impl Conntrack<'_> {
         self.ns.with_state(move |state| {
             let sock = state.conntrack()?;
             let mut outcome = BatchOutcome::default();
-            let mut buf = Vec::with_capacity(BATCH * 640);
+            let mut buf = Vec::with_capacity(BATCH * 320);
+            let mut plan = Vec::with_capacity(BATCH + 1);
+            let mut create_errno = Vec::with_capacity(BATCH);
+            let mut update_errno = Vec::with_capacity(BATCH);
+            let mut retry = Vec::new();
             for (chunk_no, chunk) in entries.chunks(BATCH).enumerate() {
                 let base = chunk_no * BATCH;
-                // Each create is followed by an update carrying the status
-                // bits, which this kernel refuses on create (EBUSY); for an
-                // entry that exists the update is the upsert's fallback.
-                let mut plan = Vec::with_capacity(chunk.len() * 2);
+                plan.clear();
                 for (i, e) in chunk.iter().enumerate() {
                     plan.push((i, true));
-                    if e.status & status::SETTABLE != 0 {
+                    if e.labels != 0 {
                         plan.push((i, false));
                     }
                 }
                 let errnos =
                     send_entries(sock, &mut buf, plan.iter().map(|&(i, c)| (&chunk[i], c)))?;
-                let mut create_errno = vec![0; chunk.len()];
-                let mut update_errno = vec![None; chunk.len()];
+                create_errno.clear();
+                create_errno.resize(chunk.len(), 0);
+                update_errno.clear();
+                update_errno.resize(chunk.len(), None);
                 for (&(i, create), errno) in plan.iter().zip(errnos) {
                     if create {
                         create_errno[i] = errno;
@@ -474,8 +481,8 @@ impl Conntrack<'_> {
                         update_errno[i] = Some(errno);
                     }
                 }
-                let mut retry = Vec::new();
-                for (i, (c, u)) in create_errno.into_iter().zip(update_errno).enumerate() {
+                retry.clear();
+                for (i, (&c, &u)) in create_errno.iter().zip(&update_errno).enumerate() {
                     let fail =
                         |op, errno| (base + i, Error::kernel(Facility::Conntrack, op, errno));
                     match (c, u) {
@@ -551,7 +558,8 @@ impl Conntrack<'_> {
     }
 
     /// Subscribes to new/update/destroy events of the namespace. Events are
-    /// read on their own thread into a channel of `queue` events; when the
+    /// read on their own thread into a channel of about `queue` events (in
+    /// batches of up to 256, what one read of the socket brought); when the
     /// channel is full the reader waits, the kernel socket buffer of
     /// `socket_buffer` bytes (forced past `rmem_max`; each event costs about
     /// 1 KiB of it) fills, and the kernel's `ENOBUFS` comes out as
@@ -609,7 +617,7 @@ impl Conntrack<'_> {
                 .map_err(|e| Error::socket("SO_RCVTIMEO", e.into()))?;
             Ok(sock)
         })?;
-        let (tx, rx) = mpsc::sync_channel(queue.max(1));
+        let (tx, rx) = mpsc::sync_channel(queue.div_ceil(EVENT_BATCH).max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let reader_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -618,16 +626,25 @@ impl Conntrack<'_> {
             .map_err(|e| Error::socket("spawn event reader", e))?;
         Ok(ConntrackEvents {
             rx: Some(rx),
+            pending: RefCell::new(VecDeque::new()),
             stop,
             thread: Some(thread),
         })
     }
 }
 
+/// Most events the reader hands over at once: what one read of the socket
+/// brought, up to this many. Handing them over one by one cost a channel
+/// operation (and often a wake-up) per event.
+const EVENT_BATCH: usize = 256;
+
 /// A live stream of conntrack events; dropping it unsubscribes.
 #[derive(Debug)]
 pub struct ConntrackEvents {
-    rx: Option<mpsc::Receiver<ConntrackEvent>>,
+    rx: Option<mpsc::Receiver<Vec<ConntrackEvent>>>,
+    /// Events of a batch taken from the reader and not yet returned by
+    /// [`ConntrackEvents::recv_timeout`] or [`ConntrackEvents::try_recv`].
+    pending: RefCell<VecDeque<ConntrackEvent>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -638,12 +655,13 @@ impl ConntrackEvents {
     /// # Errors
     /// [`Error::EventStreamClosed`] if the reader stopped on a socket error.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<ConntrackEvent>> {
-        let rx = self.rx.as_ref().ok_or(Error::EventStreamClosed)?;
-        match rx.recv_timeout(timeout) {
-            Ok(ev) => Ok(Some(ev)),
-            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(Error::EventStreamClosed),
+        if let Some(event) = self.pending.borrow_mut().pop_front() {
+            return Ok(Some(event));
         }
+        let mut batch = self.recv_batch(timeout)?.into_iter();
+        let first = batch.next();
+        self.pending.borrow_mut().extend(batch);
+        Ok(first)
     }
 
     /// The next event if one is queued.
@@ -651,12 +669,45 @@ impl ConntrackEvents {
     /// # Errors
     /// [`Error::EventStreamClosed`] if the reader stopped on a socket error.
     pub fn try_recv(&self) -> Result<Option<ConntrackEvent>> {
-        let rx = self.rx.as_ref().ok_or(Error::EventStreamClosed)?;
-        match rx.try_recv() {
-            Ok(ev) => Ok(Some(ev)),
-            Err(mpsc::TryRecvError::Empty) => Ok(None),
-            Err(mpsc::TryRecvError::Disconnected) => Err(Error::EventStreamClosed),
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            let rx = self.rx.as_ref().ok_or(Error::EventStreamClosed)?;
+            match rx.try_recv() {
+                Ok(batch) => pending.extend(batch),
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(mpsc::TryRecvError::Disconnected) => return Err(Error::EventStreamClosed),
+            }
         }
+        Ok(pending.pop_front())
+    }
+
+    /// Waits up to `timeout` for events and returns every one queued now,
+    /// in order (up to a few hundred per read of the kernel socket, more
+    /// if several reads are queued); empty on timeout.
+    ///
+    /// # Errors
+    /// [`Error::EventStreamClosed`] if the reader stopped on a socket error.
+    pub fn recv_batch(&self, timeout: Duration) -> Result<Vec<ConntrackEvent>> {
+        let mut events: Vec<ConntrackEvent> = self.pending.borrow_mut().drain(..).collect();
+        let rx = self.rx.as_ref().ok_or(Error::EventStreamClosed)?;
+        if events.is_empty() {
+            match rx.recv_timeout(timeout) {
+                Ok(batch) => events = batch,
+                Err(mpsc::RecvTimeoutError::Timeout) => return Ok(events),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::EventStreamClosed);
+                }
+            }
+        }
+        // Whatever else is queued comes along: fewer, larger batches
+        // when the consumer falls behind.
+        while events.len() < EVENT_BATCH * 16 {
+            match rx.try_recv() {
+                Ok(batch) => events.extend(batch),
+                Err(_) => break,
+            }
+        }
+        Ok(events)
     }
 }
 
@@ -674,7 +725,7 @@ impl Drop for ConntrackEvents {
 
 fn read_events(
     sock: &netlink_sys::Socket,
-    tx: &mpsc::SyncSender<ConntrackEvent>,
+    tx: &mpsc::SyncSender<Vec<ConntrackEvent>>,
     stop: &AtomicBool,
     writer: Option<&ConntrackWriter>,
 ) {
@@ -684,7 +735,15 @@ fn read_events(
         match sock.recv(&mut buf, 0) {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                if tx.send(ConntrackEvent::Overrun).is_err() {
+                // The kernel reports ENOBUFS once per congestion: until a
+                // read finds the socket's queue empty, it drops further
+                // events without a word (netlink_overrun sets the error
+                // only when NETLINK_S_CONGESTED was clear; netlink_rcv_wake
+                // clears it on an empty queue). A resync dump taken before
+                // then could miss entries whose events are dropped after
+                // it, so the queue is emptied (its events are stale: the
+                // dump covers them) before the overrun is reported.
+                if !drain(sock, &mut buf) || tx.send(vec![ConntrackEvent::Overrun]).is_err() {
                     return;
                 }
                 continue;
@@ -699,6 +758,7 @@ fn read_events(
             }
             Err(_) => return,
         }
+        let mut batch = Vec::new();
         for msg in codec::messages(&buf) {
             let Ok(msg) = msg else { break };
             if msg.pid != 0
@@ -710,9 +770,32 @@ fn read_events(
             let Some(event) = decode_event(msg) else {
                 continue;
             };
-            if tx.send(event).is_err() {
-                return;
+            if batch.len() == EVENT_BATCH {
+                if tx.send(std::mem::take(&mut batch)).is_err() {
+                    return;
+                }
+                batch.reserve(EVENT_BATCH);
             }
+            batch.push(event);
+        }
+        if !batch.is_empty() && tx.send(batch).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads and discards what `sock` has queued until a read finds it empty,
+/// which ends the kernel's congestion state; false on a socket error.
+fn drain(sock: &netlink_sys::Socket, buf: &mut Vec<u8>) -> bool {
+    loop {
+        buf.clear();
+        match sock.recv(buf, libc::MSG_DONTWAIT) {
+            Ok(_) => {}
+            // Dropped again meanwhile: keep draining.
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
         }
     }
 }
@@ -742,7 +825,8 @@ fn nfgenmsg(family: u8) -> [u8; 4] {
 }
 
 /// Encodes `entries` as NEW requests (`create` adds `NLM_F_CREATE|EXCL`),
-/// sends them in one datagram and returns each one's errno.
+/// sends them in one datagram and returns each one's errno; only the last
+/// asks for an ACK ([`NlSocket::send_acked`]).
 fn send_entries<'e>(
     sock: &mut NlSocket,
     buf: &mut Vec<u8>,
@@ -752,14 +836,25 @@ fn send_entries<'e>(
     let first = sock.next_seqs(count as u32);
     buf.clear();
     for (i, (entry, create)) in entries.enumerate() {
-        encode_entry(buf, entry, create, first.wrapping_add(i as u32))?;
+        let ack = i + 1 == count;
+        encode_entry(buf, entry, create, ack, first.wrapping_add(i as u32))?;
     }
     sock.send_acked(buf, first, count)
 }
 
-fn encode_entry(buf: &mut Vec<u8>, e: &ConntrackEntry, create: bool, seq: u32) -> Result<()> {
+/// Appends one NEW request for `e`; `ack` asks for an answer even when it
+/// succeeds.
+fn encode_entry(
+    buf: &mut Vec<u8>,
+    e: &ConntrackEntry,
+    create: bool,
+    ack: bool,
+    seq: u32,
+) -> Result<()> {
     let family = e.original.family()?;
-    let flags = NLM_F_REQUEST | NLM_F_ACK | if create { NLM_F_CREATE | NLM_F_EXCL } else { 0 };
+    let flags = NLM_F_REQUEST
+        | if ack { NLM_F_ACK } else { 0 }
+        | if create { NLM_F_CREATE | NLM_F_EXCL } else { 0 };
     let mut m = MessageWriter::begin(buf, msg_type(IPCTNL_MSG_CT_NEW), flags, seq);
     m.put(&nfgenmsg(family));
     put_tuple(&mut m, CTA_TUPLE_ORIG, &e.original);
@@ -771,16 +866,15 @@ fn encode_entry(buf: &mut Vec<u8>, e: &ConntrackEntry, create: bool, seq: u32) -
     } else {
         put_tuple(&mut m, CTA_TUPLE_REPLY, &e.reply);
     }
-    if !create {
-        // Status only on updates: the kernel answers EBUSY to CTA_STATUS on
-        // create (seen on 6.18). An update must keep CONFIRMED as the
-        // kernel has it and may not touch EXPECTED/DYING
-        // (ctnetlink_change_status answers EBUSY).
-        m.attr_be32(
-            CTA_STATUS,
-            (e.status & status::SETTABLE) | status::CONFIRMED,
-        );
-    }
+    // The settable status bits go with the create too. The kernel marks a
+    // new entry CONFIRMED before it applies CTA_STATUS (in
+    // ctnetlink_create_conntrack), as an existing entry is, and answers
+    // EBUSY to a change of CONFIRMED, EXPECTED or DYING
+    // (ctnetlink_change_status): both carry CONFIRMED.
+    m.attr_be32(
+        CTA_STATUS,
+        (e.status & status::SETTABLE) | status::CONFIRMED,
+    );
     m.attr_be32(CTA_TIMEOUT, e.timeout.max(1));
     m.attr_be32(CTA_MARK, e.mark);
     m.attr_be16(CTA_ZONE, e.zone);
@@ -1098,7 +1192,7 @@ mod tests {
     fn encoded_entry_decodes_to_the_same_entry() {
         let e = sample();
         let mut buf = Vec::new();
-        encode_entry(&mut buf, &e, false, 1).unwrap();
+        encode_entry(&mut buf, &e, false, true, 1).unwrap();
         let msg = codec::messages(&buf).next().unwrap().unwrap();
         assert_eq!(msg.ty, 0x0100);
         assert_eq!(msg.flags, NLM_F_REQUEST | NLM_F_ACK);
@@ -1107,16 +1201,17 @@ mod tests {
         back.status = e.status;
         assert_eq!(back, e);
 
-        // A create has no status and, with NAT, the un-NAT-ed reply tuple.
+        // A create has the settable status with CONFIRMED and, with NAT,
+        // the un-NAT-ed reply tuple; without an ACK asked, no NLM_F_ACK.
         buf.clear();
-        encode_entry(&mut buf, &e, true, 1).unwrap();
+        encode_entry(&mut buf, &e, true, false, 1).unwrap();
         let msg = codec::messages(&buf).next().unwrap().unwrap();
-        assert_eq!(
-            msg.flags,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-        );
+        assert_eq!(msg.flags, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
         let back = decode_entry(msg.payload).unwrap();
-        assert_eq!(back.status, 0);
+        assert_eq!(
+            back.status,
+            (e.status & status::SETTABLE) | status::CONFIRMED
+        );
         assert_eq!(back.reply, e.original.inverted());
     }
 
@@ -1124,7 +1219,7 @@ mod tests {
     fn nat_setup_follows_the_reply_tuple() {
         let e = sample();
         let mut buf = Vec::new();
-        encode_entry(&mut buf, &e, true, 1).unwrap();
+        encode_entry(&mut buf, &e, true, true, 1).unwrap();
         let msg = codec::messages(&buf).next().unwrap().unwrap();
         let top: Vec<_> = codec::attrs(&msg.payload[4..]).collect();
         let snat = top.iter().find(|(t, _)| *t == CTA_NAT_SRC).expect("SNAT");
@@ -1137,7 +1232,7 @@ mod tests {
 
         let plain = ConntrackEntry::new(e.original, 10);
         buf.clear();
-        encode_entry(&mut buf, &plain, true, 1).unwrap();
+        encode_entry(&mut buf, &plain, true, true, 1).unwrap();
         let msg = codec::messages(&buf).next().unwrap().unwrap();
         assert!(codec::attrs(&msg.payload[4..]).all(|(t, _)| t != CTA_NAT_SRC && t != CTA_NAT_DST));
     }
@@ -1164,7 +1259,7 @@ mod tests {
             }
         );
         let mut buf = Vec::new();
-        encode_entry(&mut buf, &e, false, 1).unwrap();
+        encode_entry(&mut buf, &e, false, true, 1).unwrap();
         let msg = codec::messages(&buf).next().unwrap().unwrap();
         let back = decode_entry(msg.payload).unwrap();
         assert_eq!((back.original, back.reply), (e.original, e.reply));
@@ -1180,7 +1275,7 @@ mod tests {
         e.original.dst = "2001:2::2".parse().unwrap();
         let mut buf = Vec::new();
         assert!(matches!(
-            encode_entry(&mut buf, &e, true, 1),
+            encode_entry(&mut buf, &e, true, true, 1),
             Err(Error::InvalidArgument(_))
         ));
     }

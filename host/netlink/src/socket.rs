@@ -108,8 +108,15 @@ impl NlSocket {
     }
 
     /// Sends `count` requests already encoded in `buf` with sequence numbers
-    /// `first_seq..first_seq + count`, each carrying `NLM_F_ACK`, and returns
-    /// each request's errno (0 = success) in order.
+    /// `first_seq..first_seq + count`, of which only the last carries
+    /// `NLM_F_ACK`, and returns each request's errno (0 = success) in order.
+    ///
+    /// The kernel processes the requests of one datagram in order and
+    /// answers every failed one with an `NLMSG_ERROR` whether or not it
+    /// asked for an ACK (`netlink_rcv_skb`), so the last request's answer
+    /// (its ACK or its error) closes the batch: a request that got no
+    /// answer by then succeeded. Asking only the last for an ACK spares
+    /// the kernel an answer (an skb) per request and us reading it.
     pub(crate) fn send_acked(
         &mut self,
         buf: &[u8],
@@ -117,9 +124,10 @@ impl NlSocket {
         count: usize,
     ) -> Result<Vec<i32>> {
         self.send(buf)?;
-        let mut results: Vec<Option<i32>> = vec![None; count];
-        let mut remaining = count;
-        while remaining > 0 {
+        let mut results = vec![0; count];
+        let last = count.checked_sub(1);
+        let mut done = last.is_none();
+        while !done {
             self.recv()?;
             for msg in codec::messages(&self.rx) {
                 let msg = msg?;
@@ -127,13 +135,13 @@ impl NlSocket {
                     continue;
                 }
                 let idx = msg.seq.wrapping_sub(first_seq) as usize;
-                if let Some(slot @ None) = results.get_mut(idx) {
-                    *slot = Some(msg.error_code()?);
-                    remaining -= 1;
+                if let Some(slot) = results.get_mut(idx) {
+                    *slot = msg.error_code()?;
+                    done |= Some(idx) == last;
                 }
             }
         }
-        Ok(results.into_iter().map(|r| r.unwrap_or(0)).collect())
+        Ok(results)
     }
 
     /// Sends one request and checks its ACK.

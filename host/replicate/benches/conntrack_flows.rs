@@ -28,6 +28,13 @@
 //! tells a CPU-bound run (on a shared machine: bound by what the other
 //! load leaves) from one that waits.
 //!
+//! `conntrack_flows/kernel_only` is the ceiling to compare with: the same
+//! generator through the same router (namespaces of its own) with no
+//! agent, no conntrack event listener and no replication, timed until the
+//! router's table holds every flow. What the replicated figure lacks of it
+//! is what replication costs on this machine. A filter after `--` (say
+//! `-- kernel_only`) runs one of the two without building the other's lab.
+//!
 //! After each iteration (outside the measured time) both kernels' tables
 //! are dumped and every flow must be in both: the router's (the load was
 //! real) and the shadow's (nothing was lost); `conntrack -C` in each
@@ -112,8 +119,9 @@ struct Lab {
 }
 
 impl Lab {
-    fn build() -> Lab {
-        let prefix = format!("umbra-bcf-{}", std::process::id());
+    /// Builds the namespaces `umbra-bcf-PID-TAG-*`.
+    fn build(tag: &str) -> Lab {
+        let prefix = format!("umbra-bcf-{}-{tag}", std::process::id());
         let lab = Lab {
             gen_ns: format!("{prefix}-gen"),
             router: format!("{prefix}-router"),
@@ -425,7 +433,123 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Whether criterion's filter (the arguments after `--` that are not
+/// options) lets benchmark `id` run: a lab is only built for a benchmark
+/// that runs. Criterion matches its filter as a regular expression; a
+/// plain substring is what these two names need.
+fn selected(id: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| id.contains(f.as_str()))
+}
+
+/// `net.netfilter.nf_conntrack_count` of `ns`: the entries in its table,
+/// read from the namespace's own sysctl (cheap: no dump).
+fn conntrack_count(ns: &NetNs) -> u64 {
+    ns.run(|| std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_count"))
+        .expect("namespace thread")
+        .expect("nf_conntrack_count")
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// The ceiling the replicated figure is measured against: the same
+/// generator through the same router, with no agent, no event listener and
+/// no replication. The measured time runs from the first datagram to the
+/// moment the router's table holds all `FLOWS` entries (its
+/// `nf_conntrack_count`, polled every 0.2 ms); every flow is then checked
+/// in a dump, as in the replicated run.
+fn kernel_only(c: &mut Criterion) {
+    if !selected("conntrack_flows/kernel_only") {
+        return;
+    }
+    if !is_root() {
+        println!("conntrack_flows/kernel_only: skipped, it needs root");
+        return;
+    }
+    let n = flows();
+    let lab = Lab::build("k");
+    let gen_ns = [
+        NetNs::named(&lab.gen_ns).expect("generator namespace"),
+        NetNs::named(&lab.gen_ns).expect("generator namespace"),
+    ];
+    let router_ns = NetNs::named(&lab.router).expect("router namespace");
+    let mut next_flow = 0u64;
+    let mut rates = Vec::new();
+
+    let mut group = c.benchmark_group("conntrack_flows");
+    group
+        .throughput(Throughput::Elements(n))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
+    group.bench_function("kernel_only", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let first = next_flow;
+                next_flow += n;
+                let base = conntrack_count(&router_ns);
+                let cpu_before = cpu_time();
+                let start = Instant::now();
+                generate(&gen_ns, first, n);
+                let sent = start.elapsed();
+                let deadline = start + WAIT;
+                while conntrack_count(&router_ns) < base + n {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the router never tracked every flow"
+                    );
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                let elapsed = start.elapsed();
+                let cpu = cpu_time().saturating_sub(cpu_before);
+                total += elapsed;
+                rates.push(n as f64 / elapsed.as_secs_f64());
+
+                // Outside the measured time: every flow is in the router.
+                let expected: HashSet<SocketAddrV4> = (first..first + n).map(destination).collect();
+                let missing = expected.difference(&flows_in(&router_ns)).count();
+                println!(
+                    "conntrack_flows/kernel_only: {n} flows sent in {sent:.2?}, all in the \
+                     router's table after {elapsed:.2?} ({:.0}/s); missing {missing}; CPU \
+                     time meanwhile {cpu:.2?} ({:.2} cores, softirq work in ksoftirqd not \
+                     counted)",
+                    n as f64 / elapsed.as_secs_f64(),
+                    cpu.as_secs_f64() / elapsed.as_secs_f64()
+                );
+                assert_eq!(missing, 0, "flows the router never tracked");
+
+                lab.flush();
+                let deadline = Instant::now() + WAIT;
+                while conntrack_count(&router_ns) != 0 {
+                    assert!(Instant::now() < deadline, "the flush never finished");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            total
+        });
+    });
+    group.finish();
+    rates.sort_by(f64::total_cmp);
+    if let (Some(low), Some(high)) = (rates.first(), rates.last()) {
+        println!(
+            "conntrack_flows/kernel_only: {} iterations of {n} flows, no agents; new \
+             connections tracked per second: min {low:.0}, median {:.0}, max {high:.0}",
+            rates.len(),
+            rates[rates.len() / 2]
+        );
+    }
+}
+
 fn conntrack_flows(c: &mut Criterion) {
+    if !selected("conntrack_flows/new_flows_replicated") {
+        return;
+    }
     if !is_root() {
         println!(
             "conntrack_flows: skipped, it creates network namespaces and needs root \
@@ -434,7 +558,7 @@ fn conntrack_flows(c: &mut Criterion) {
         return;
     }
     let n = flows();
-    let lab = Lab::build();
+    let lab = Lab::build("r");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -466,6 +590,7 @@ fn conntrack_flows(c: &mut Criterion) {
             for _ in 0..iters {
                 let first = next_flow;
                 next_flow += n;
+                let batches_before = repl.handle.status().forward.batches;
                 let cpu_before = cpu_time();
                 let start = Instant::now();
                 generate(&gen_ns, first, n);
@@ -480,6 +605,7 @@ fn conntrack_flows(c: &mut Criterion) {
                 let on_router = on_router.unwrap_or_else(|| start.elapsed());
                 let elapsed = start.elapsed();
                 let cpu = cpu_time().saturating_sub(cpu_before);
+                let applies = repl.handle.status().forward.batches - batches_before;
                 total += elapsed;
                 rates.push(n as f64 / elapsed.as_secs_f64());
 
@@ -495,9 +621,11 @@ fn conntrack_flows(c: &mut Criterion) {
                     "conntrack_flows: {n} flows sent in {sent:.2?}, recorded by the \
                      router's agent after {on_router:.2?}, on the shadow after {elapsed:.2?} ({:.0}/s); conntrack -C router {router_cli}, shadow \
                      {shadow_cli}; missing: router {missing_router}, shadow {missing_shadow}; \
-                     CPU time meanwhile {cpu:.2?} ({:.2} cores)",
+                     CPU time meanwhile {cpu:.2?} ({:.2} cores); {applies} change batches \
+                     applied ({:.0} entries each)",
                     n as f64 / elapsed.as_secs_f64(),
-                    cpu.as_secs_f64() / elapsed.as_secs_f64()
+                    cpu.as_secs_f64() / elapsed.as_secs_f64(),
+                    n as f64 / applies.max(1) as f64
                 );
                 assert_eq!(missing_router, 0, "flows the router never tracked");
                 assert_eq!(missing_shadow, 0, "flows lost on the way to the shadow");
@@ -534,5 +662,5 @@ fn conntrack_flows(c: &mut Criterion) {
     runtime.shutdown_timeout(Duration::from_secs(5));
 }
 
-criterion_group!(benches, conntrack_flows);
+criterion_group!(benches, kernel_only, conntrack_flows);
 criterion_main!(benches);

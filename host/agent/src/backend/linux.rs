@@ -55,8 +55,9 @@ const MEANINGFUL_STATUS: u32 = IPS_SEEN_REPLY | IPS_ASSURED | IPS_SRC_NAT | IPS_
 /// `IP_CT_TCP_FLAG_BE_LIBERAL`: skip TCP window checks for the entry.
 const TCP_FLAG_BE_LIBERAL: u8 = 0x08;
 /// Conntrack events after an Apply of the same key that are taken as its
-/// echo when they differ from it only in status bits: the kernel creates a
-/// replica first and sets its status in a second step, with an event each.
+/// echo when they differ from it only in status bits: a replica with labels
+/// is created first and updated in a second step, with an event each (and
+/// writers other than this agent may do the same).
 const APPLY_ECHO_WINDOW: Duration = Duration::from_secs(2);
 
 /// How the Linux device is reached and watched.
@@ -139,24 +140,46 @@ impl Seen {
 
     /// [`Seen::remember_apply`] without sweeping.
     fn remember_write(&mut self, key: &ConntrackKey, value: Option<&ConntrackValue>, now: Instant) {
-        let recent = self.applied.entry(*key).or_insert_with(|| RecentApplies {
-            last: now,
-            values: Vec::new(),
-        });
-        recent.last = now;
-        if recent.values.len() == RECENT_APPLIES {
-            recent.values.remove(0);
+        match self.applied.entry(*key) {
+            std::collections::hash_map::Entry::Occupied(mut recent) => {
+                recent.get_mut().push(value.copied(), now);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(RecentApplies {
+                    last: now,
+                    latest: value.copied(),
+                    older: Vec::new(),
+                });
+            }
         }
-        recent.values.push(value.copied());
     }
 }
 
 /// The values Apply wrote for one key (`None`: deleted) within
-/// [`APPLY_ECHO_WINDOW`] of each other.
+/// [`APPLY_ECHO_WINDOW`] of each other. The latest is held inline: most
+/// keys are written once, and a vector each cost an allocation per
+/// applied entry.
 #[derive(Debug, Clone)]
 struct RecentApplies {
     last: Instant,
-    values: Vec<Option<ConntrackValue>>,
+    latest: Option<ConntrackValue>,
+    /// Earlier writes, oldest first; at most [`RECENT_APPLIES`] - 1.
+    older: Vec<Option<ConntrackValue>>,
+}
+
+impl RecentApplies {
+    fn push(&mut self, value: Option<ConntrackValue>, now: Instant) {
+        self.last = now;
+        if self.older.len() + 1 == RECENT_APPLIES {
+            self.older.remove(0);
+        }
+        self.older.push(std::mem::replace(&mut self.latest, value));
+    }
+
+    /// Every remembered write, oldest first.
+    fn values(&self) -> impl Iterator<Item = &Option<ConntrackValue>> {
+        self.older.iter().chain(std::iter::once(&self.latest))
+    }
 }
 
 /// Writes remembered per key; older ones are forgotten.
@@ -650,9 +673,8 @@ fn watch_conntrack(
             }
             continue;
         };
-        match stream.recv_timeout(Duration::from_millis(100)) {
-            Ok(None) => {}
-            Ok(Some(event)) => conntrack_event(shared, event),
+        match stream.recv_batch(Duration::from_millis(100)) {
+            Ok(batch) => conntrack_events(shared, batch),
             Err(e) => {
                 shared.set_problem(
                     "conntrack events",
@@ -664,34 +686,47 @@ fn watch_conntrack(
     }
 }
 
-fn conntrack_event(shared: &Shared, event: ConntrackEvent) {
-    let (entry, live) = match event {
-        ConntrackEvent::New(e) | ConntrackEvent::Update(e) => (e, true),
-        ConntrackEvent::Destroy(e) => (e, false),
-        ConntrackEvent::Overrun => {
-            tracing::warn!("conntrack events overran; the agent resyncs");
-            shared.queue.mark_lost();
-            return;
-        }
-    };
-    let (key, value) = conntrack_from_netlink(&entry);
-    let value = live.then_some(value);
-    let mut seen = shared.seen();
-    let recent = seen
-        .applied
-        .get(&key)
-        .filter(|r| r.last.elapsed() < APPLY_ECHO_WINDOW);
-    if is_echo(seen.conntrack.get(&key), recent, value.as_ref()) {
+/// Reports the events that say something new, in order, under one lock
+/// of `seen` and one of the change queue per batch.
+fn conntrack_events(shared: &Shared, events: Vec<ConntrackEvent>) {
+    if events.is_empty() {
         return;
     }
-    match value {
-        Some(v) => seen.conntrack.insert(key, v),
-        None => seen.conntrack.remove(&key),
-    };
-    shared.queue.push(LocalChange {
-        key: Key::Conntrack(key),
-        value: value.map(Value::Conntrack),
-    });
+    let mut changes = Vec::with_capacity(events.len());
+    let mut seen = shared.seen();
+    for event in events {
+        let (entry, live) = match event {
+            ConntrackEvent::New(e) | ConntrackEvent::Update(e) => (e, true),
+            ConntrackEvent::Destroy(e) => (e, false),
+            ConntrackEvent::Overrun => {
+                tracing::warn!("conntrack events overran; the agent resyncs");
+                shared.queue.push_all(changes.drain(..));
+                shared.queue.mark_lost();
+                continue;
+            }
+        };
+        let (key, value) = conntrack_from_netlink(&entry);
+        let value = live.then_some(value);
+        let recent = seen
+            .applied
+            .get(&key)
+            .filter(|r| r.last.elapsed() < APPLY_ECHO_WINDOW);
+        if is_echo(seen.conntrack.get(&key), recent, value.as_ref()) {
+            continue;
+        }
+        match value {
+            Some(v) => seen.conntrack.insert(key, v),
+            None => seen.conntrack.remove(&key),
+        };
+        changes.push(LocalChange {
+            key: Key::Conntrack(key),
+            value: value.map(Value::Conntrack),
+        });
+    }
+    // Queued under `seen`, as a single report would be: before any
+    // Apply's report of a later write.
+    shared.queue.push_all(changes);
+    drop(seen);
 }
 
 /// Whether a conntrack event (`None`: destroyed) says nothing new: the
@@ -715,7 +750,7 @@ fn is_echo(
         return true;
     }
     recent.is_some_and(|r| {
-        r.values.iter().any(|applied| match (applied, event) {
+        r.values().any(|applied| match (applied, event) {
             (Some(a), Some(e)) => without_status(a) == without_status(e),
             (None, None) => true,
             _ => false,
@@ -1222,10 +1257,12 @@ mod tests {
         };
         let syn = at(TcpState::SynSent, 0);
         let established = at(TcpState::Established, IPS_SEEN_REPLY | IPS_ASSURED);
-        let recent = RecentApplies {
+        let mut recent = RecentApplies {
             last: Instant::now(),
-            values: vec![Some(syn), Some(established)],
+            latest: Some(syn),
+            older: Vec::new(),
         };
+        recent.push(Some(established), Instant::now());
         // The create of the SYN_SENT write, reported after the
         // ESTABLISHED write, is an echo; so is the established entry
         // before its status bits are set.
@@ -1248,7 +1285,8 @@ mod tests {
         assert!(!is_echo(Some(&established), Some(&recent), None));
         let deleted = RecentApplies {
             last: Instant::now(),
-            values: vec![None],
+            latest: None,
+            older: Vec::new(),
         };
         assert!(is_echo(None, Some(&deleted), None));
     }
