@@ -328,6 +328,22 @@ impl Bump {
     }
 }
 
+/// How far above its daily peak the slow random walk of the load can take
+/// the sessions (the walk's ±8 % steps, with room for a long excursion).
+const SESSIONS_HEADROOM: f64 = 1.4;
+/// The highest conntrack fill benign load may reach on the primary (the
+/// shadow's table is 0.9-1.2 times the primary's, so at most ~0.9 there).
+const BENIGN_FILL: f64 = 0.8;
+
+/// The highest load factor `1 + Σ surges` over the trace's `n` ticks.
+fn peak_surge(surges: &[Bump], n: usize) -> f64 {
+    let mut next = 0;
+    (0..n)
+        .map(|tick| bump_sum(surges, &mut next, tick as f64))
+        .fold(0.0, f64::max)
+        + 1.0
+}
+
 /// Draws a Poisson process of bumps over `n` ticks.
 fn bumps(
     rng: &mut ChaCha8Rng,
@@ -504,7 +520,13 @@ impl Simulation {
             }
         });
 
-        let conntrack_max = sessions_peak / uniform(rng, 0.2, 0.5);
+        // The table holds 20-50 % of the daily peak's sessions, and is never
+        // smaller than what the trace's own worst surge needs: benign load
+        // stays within capacity. A full table drops new connections and
+        // turns requests into 5xx, a failure, which a fault-free trace must
+        // not contain (nor teach a model to ignore).
+        let conntrack_max = (sessions_peak / uniform(rng, 0.2, 0.5))
+            .max(sessions_peak * SESSIONS_HEADROOM * peak_surge(&surges, n) / BENIGN_FILL);
         let at = |tick: usize| start_ms + tick as i64 * tick_ms;
         let meta = TraceMeta {
             name: config.trace_name(index),
@@ -1112,6 +1134,32 @@ mod tests {
                 t.name()
             );
         }
+    }
+
+    #[test]
+    fn benign_load_never_fills_the_conntrack_table() {
+        // Many overlapping surges at the daily peak: sessions climb, but a
+        // fault-free device's table always has room (a full table is a
+        // failure: new connections dropped, 5xx).
+        let c = ScenarioConfig {
+            seed: 11,
+            tick_ms: 5_000,
+            surges_per_hour: 20.0,
+            missing_rate: 0.0,
+            trace_duration: Duration::from_secs(4 * 3600),
+            ..small(0, 40)
+        };
+        let mut highest: f64 = 0.0;
+        for t in generate(&c).unwrap() {
+            for device in [Primary, Shadow] {
+                let fill = present(t.series(device, "conntrack-fill"));
+                let top = fill.iter().copied().fold(0.0, f64::max);
+                assert!(top < 0.95, "{} {device:?}: fill reaches {top}", t.name());
+                highest = highest.max(top);
+            }
+        }
+        // The surges do load the table: the bound is not met by an idle one.
+        assert!(highest > 0.5, "highest fill {highest}");
     }
 
     #[test]
