@@ -14,10 +14,12 @@
 
 use std::path::PathBuf;
 
+pub mod history;
 pub mod manifest;
 pub mod predictor;
 pub mod runtime;
 
+pub use history::History;
 pub use manifest::{Device, Feature, FeatureSource, Manifest, Relation, Transform};
 pub use predictor::Predictor;
 

@@ -36,9 +36,10 @@ const BLIPS_PER_HOUR: f64 = 6.0;
 const SURGES_PER_HOUR: f64 = 6.0;
 /// The alarm probability written to the manifest: chosen on validation
 /// traces of seed 500 (60 faults, 1 200 fault-free hours; neither trained on
-/// nor the evaluation's seed 1000) as the highest probability that keeps 90 %
-/// of faults caught 5 s ahead by the failover rule (hysteresis 3).
-const THRESHOLD: f64 = 0.998;
+/// nor the evaluation's seed 1000) with `umbra model eval --sweep`, as the
+/// highest probability that keeps 90 % of faults caught 5 s ahead by the
+/// failover rule (hysteresis 3): 95 % there, 85 % at 0.9995.
+const THRESHOLD: f64 = 0.999;
 /// Ticks per input window (500 ms each).
 const WINDOW: usize = 80;
 /// Ticks before the window whose mean is the baseline of the
