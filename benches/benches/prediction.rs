@@ -179,8 +179,7 @@ impl Engine {
         for p in 0..self.pairs.len() {
             self.record_pair(p, now_ms);
             let pair = &mut self.pairs[p];
-            let drift = pair.detector.score(now_ms);
-            let observation = pair.detector.observation(now_ms);
+            let (drift, observation) = pair.detector.evaluate(now_ms);
             let correlated = correlation(&self.correlation, &observation);
             sum += drift.score + correlated.score;
         }

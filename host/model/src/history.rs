@@ -2,19 +2,49 @@
 //! tick: the last `window + baseline_ticks` samples of every metric the
 //! manifest reads, as a [`FeatureSource`].
 
-use crate::manifest::{Device, FeatureSource, Manifest, Relation};
+use crate::manifest::{Device, FeatureSource, Manifest, Relation, Transform, present};
 
 /// The recent samples of one device pair, for [`Manifest::input`].
 ///
 /// Each series is a vector that grows to twice the kept length and then
 /// drops its older half, so a tick costs amortised O(1) per metric and the
 /// series stays one contiguous slice, as [`FeatureSource::series`] hands it
-/// out.
+/// out. For each `*-vs-baseline` feature it also keeps running sums of the
+/// transformed present samples, rebuilt whenever the older half is dropped,
+/// so [`FeatureSource::present_sum`] answers without walking the baseline.
 #[derive(Clone, Debug)]
 pub struct History {
     keep: usize,
     metrics: Vec<(Device, String)>,
     series: Vec<Vec<Option<f64>>>,
+    sums: Vec<RunningSum>,
+}
+
+/// Prefix sums of `base.apply(x)` over one series' present samples:
+/// `prefix[i]` covers `series[..i]`.
+#[derive(Clone, Debug)]
+struct RunningSum {
+    series: usize,
+    base: Transform,
+    prefix: Vec<(usize, f64)>,
+}
+
+impl RunningSum {
+    fn push(&mut self, value: Option<f64>) {
+        let (n, sum) = self.prefix.last().copied().unwrap_or((0, 0.0));
+        self.prefix.push(match present(&value) {
+            Some(x) => (n + 1, sum + self.base.apply(x)),
+            None => (n, sum),
+        });
+    }
+
+    fn rebuild(&mut self, series: &[Option<f64>]) {
+        self.prefix.clear();
+        self.prefix.push((0, 0.0));
+        for &v in series {
+            self.push(v);
+        }
+    }
 }
 
 impl History {
@@ -35,6 +65,24 @@ impl History {
                 add(Device::Shadow, &feature.metric);
             }
         }
+        let mut sums: Vec<RunningSum> = Vec::new();
+        for feature in &manifest.features {
+            if feature.transform.relation() != Relation::VsBaseline {
+                continue;
+            }
+            let base = feature.transform.base();
+            let series = metrics
+                .iter()
+                .position(|(d, m)| *d == feature.device && *m == feature.metric)
+                .unwrap_or_default();
+            if !sums.iter().any(|r| r.series == series && r.base == base) {
+                sums.push(RunningSum {
+                    series,
+                    base,
+                    prefix: vec![(0, 0.0)],
+                });
+            }
+        }
         let keep = manifest.window + manifest.baseline_ticks;
         let series = metrics
             .iter()
@@ -44,6 +92,7 @@ impl History {
             keep,
             metrics,
             series,
+            sums,
         }
     }
 
@@ -79,11 +128,21 @@ impl History {
             "History::push: one value per metric"
         );
         let keep = self.keep.max(1);
+        let dropped = self.ticks() == 2 * keep;
         for (series, &value) in self.series.iter_mut().zip(values) {
-            if series.len() == 2 * keep {
+            if dropped {
                 series.drain(..keep);
             }
             series.push(value);
+        }
+        for sum in &mut self.sums {
+            if dropped {
+                // From scratch over what is left: the sums stay as exact
+                // as a walk over at most twice the kept ticks.
+                sum.rebuild(&self.series[sum.series]);
+            } else {
+                sum.push(values[sum.series]);
+            }
         }
     }
 }
@@ -94,6 +153,24 @@ impl FeatureSource for History {
             .iter()
             .position(|(d, m)| *d == device && m == metric)
             .map(|i| self.series[i].as_slice())
+    }
+
+    fn present_sum(
+        &self,
+        device: Device,
+        metric: &str,
+        base: Transform,
+        from: usize,
+        to: usize,
+    ) -> Option<(usize, f64)> {
+        let sum = self.sums.iter().find(|r| {
+            r.base == base && {
+                let (d, m) = &self.metrics[r.series];
+                *d == device && m == metric
+            }
+        })?;
+        let (&(n_to, s_to), &(n_from, s_from)) = (sum.prefix.get(to)?, sum.prefix.get(from)?);
+        Some((n_to - n_from, s_to - s_from))
     }
 }
 
@@ -184,7 +261,35 @@ mod tests {
                     .collect(),
             ),
         ]);
-        assert_eq!(m.input(&[&h]).unwrap(), m.input(&[&whole]).unwrap());
+        let (ours, walked) = (m.input(&[&h]).unwrap(), m.input(&[&whole]).unwrap());
+        let diff = ours
+            .iter()
+            .zip(&walked)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff <= 1e-6, "running sums differ from the walk by {diff}");
+        // The baseline feature is not neutral: the sums were used.
+        assert!(ours.iter().any(|&x| x != 0.0));
+        // Every range of the kept series, against a walk of it.
+        let rx = h.series(Device::Primary, "rx-pps").unwrap();
+        for from in 0..rx.len() {
+            for to in from..=rx.len() {
+                let walked = rx[from..to]
+                    .iter()
+                    .flatten()
+                    .fold((0, 0.0), |(n, s), &x| (n + 1, s + x.ln_1p()));
+                let (n, sum) = h
+                    .present_sum(Device::Primary, "rx-pps", Transform::Log1p, from, to)
+                    .unwrap();
+                assert_eq!(n, walked.0, "{from}..{to}");
+                assert!((sum - walked.1).abs() < 1e-9, "{from}..{to}");
+            }
+        }
+        assert_eq!(
+            h.present_sum(Device::Primary, "rx-pps", Transform::Raw, 0, 2),
+            None,
+            "no running sum of a transform no feature uses"
+        );
     }
 
     #[test]

@@ -294,6 +294,23 @@ pub trait FeatureSource {
     /// The slice may be longer than the window: values before the window are
     /// used only to carry a value forward into leading missing ticks.
     fn series(&self, device: Device, metric: &str) -> Option<&[Option<f64>]>;
+
+    /// The count and the sum of `base.apply(x)` over the present samples
+    /// `x` of `series(device, metric)[from..to]`, for a source that keeps
+    /// running sums (a server's [`crate::History`] does, so a
+    /// `*-vs-baseline` feature does not walk `baseline_ticks` samples each
+    /// tick). `None`, the default: [`Manifest::input`] adds them up itself.
+    /// Both give the same mean up to float rounding.
+    fn present_sum(
+        &self,
+        _device: Device,
+        _metric: &str,
+        _base: Transform,
+        _from: usize,
+        _to: usize,
+    ) -> Option<(usize, f64)> {
+        None
+    }
 }
 
 impl Manifest {
@@ -593,11 +610,14 @@ impl Manifest {
             Relation::VsBaseline => {
                 let start = own.len().saturating_sub(self.window);
                 let from = start.saturating_sub(self.baseline_ticks);
-                let (mut n, mut sum) = (0usize, 0.0f64);
-                for x in own[from..start].iter().filter_map(present) {
-                    n += 1;
-                    sum += base.apply(x);
-                }
+                let (n, sum) = source
+                    .present_sum(feature.device, &feature.metric, base, from, start)
+                    .unwrap_or_else(|| {
+                        own[from..start]
+                            .iter()
+                            .filter_map(present)
+                            .fold((0, 0.0), |(n, sum), x| (n + 1, sum + base.apply(x)))
+                    });
                 if n == 0 {
                     values.fill(None);
                 } else {
@@ -613,7 +633,7 @@ impl Manifest {
 }
 
 /// A sample that counts: present and finite.
-fn present(v: &Option<f64>) -> Option<f64> {
+pub(crate) fn present(v: &Option<f64>) -> Option<f64> {
     v.filter(|x| x.is_finite())
 }
 

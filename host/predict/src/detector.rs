@@ -362,6 +362,13 @@ impl DriftDetector {
     /// Scores the pair at `now_ms` and feeds the score through the
     /// likelihood stage and the shaper.
     pub fn score(&mut self, now_ms: i64) -> DriftOutput {
+        self.evaluate(now_ms).0
+    }
+
+    /// [`Self::score`], also returning the observation it scored: what the
+    /// other policies of the tick (correlation, failover) look at, built
+    /// once.
+    pub fn evaluate(&mut self, now_ms: i64) -> (DriftOutput, Observation) {
         let observation = self.observation(now_ms);
         let mut result = self.fast.score(&observation);
         if let Some(slow) = &mut self.slow {
@@ -372,11 +379,12 @@ impl DriftDetector {
         }
         let likelihood = self.likelihood.update(result.score).clamp(0.0, 1.0);
         let score = self.shaper.shape(likelihood).clamp(0.0, 1.0);
-        DriftOutput {
+        let output = DriftOutput {
             drift: result,
             likelihood,
             score,
-        }
+        };
+        (output, observation)
     }
 
     /// The observation the policies would see at `now_ms`.
@@ -541,6 +549,15 @@ mod tests {
         }
         assert!(peak > 0.7, "jump peaked at {peak}");
         assert!((1..=3).contains(&alarms), "{alarms} alarms");
+        // evaluate() is score() with the observation it scored, which is
+        // the one observation() gives at that time.
+        let mut twin = d.clone();
+        d.record(&sample(t, 95.0)).unwrap();
+        twin.record(&sample(t, 95.0)).unwrap();
+        let (out, observation) = d.evaluate(t);
+        assert_eq!(out, twin.score(t));
+        assert_eq!(observation, twin.observation(t));
+        assert_eq!(out.drift, drift(&drift_config, &observation));
     }
 
     #[test]

@@ -241,8 +241,7 @@ impl MetricFeatures {
 
     /// The value of the tick starting at `t` in the frame of `now` (see the
     /// module documentation).
-    fn adjusted(&self, v: f64, t: i64, now: &Baseline) -> f64 {
-        let own = self.baseline.at(t);
+    fn adjusted(&self, v: f64, own: &Baseline, now: &Baseline) -> f64 {
         if own.samples == 0 || now.samples == 0 || !v.is_finite() {
             return v;
         }
@@ -262,11 +261,23 @@ impl MetricFeatures {
         adjust: bool,
     ) -> Series {
         let now = self.baseline.at(baseline_at_ms);
-        let values = std::iter::repeat_n(f64::NAN, pad)
-            .chain(self.values.iter().zip(ticks).map(|(&v, &t)| {
-                if adjust { self.adjusted(v, t, &now) } else { v }
-            }))
-            .collect();
+        let mut values = Vec::with_capacity(pad + self.values.len());
+        values.resize(pad, f64::NAN);
+        if adjust {
+            // A window spans one or two buckets: each tick's baseline is
+            // looked up once per bucket, not once per tick.
+            let mut own: Option<(usize, Baseline)> = None;
+            for (&v, &t) in self.values.iter().zip(ticks) {
+                let bucket = self.baseline.bucket_of(t);
+                let b = match own {
+                    Some((at, ref b)) if at == bucket => b,
+                    _ => &own.insert((bucket, self.baseline.at(t))).1,
+                };
+                values.push(self.adjusted(v, b, &now));
+            }
+        } else {
+            values.extend(self.values.iter().copied());
+        }
         let missing = std::iter::repeat_n(true, pad)
             .chain(self.missing.iter().copied())
             .enumerate()
@@ -290,6 +301,8 @@ pub struct DeviceFeatures {
     ticks: VecDeque<i64>,
     /// In order of first appearance.
     metrics: Vec<MetricFeatures>,
+    /// The metric after the one last recorded (see [`Self::record`]).
+    next_metric: usize,
 }
 
 impl DeviceFeatures {
@@ -304,6 +317,7 @@ impl DeviceFeatures {
             config,
             ticks: VecDeque::new(),
             metrics: Vec::new(),
+            next_metric: 0,
         })
     }
 
@@ -369,14 +383,19 @@ impl DeviceFeatures {
             _ => self.advance_to(timestamp_ms),
         }
         let ticks = self.ticks.len();
-        let index = match self.metrics.iter().position(|m| m.name == metric) {
-            Some(i) => i,
-            None => {
-                self.metrics
-                    .push(MetricFeatures::new(metric, ticks, &self.config));
-                self.metrics.len() - 1
-            }
+        // Samples usually come in the same order every tick: the metric
+        // after the last one recorded is tried before the others.
+        let hint = self.next_metric % self.metrics.len().max(1);
+        let index = if self.metrics.get(hint).is_some_and(|m| m.name == metric) {
+            hint
+        } else if let Some(i) = self.metrics.iter().position(|m| m.name == metric) {
+            i
+        } else {
+            self.metrics
+                .push(MetricFeatures::new(metric, ticks, &self.config));
+            self.metrics.len() - 1
         };
+        self.next_metric = index + 1;
         let m = &mut self.metrics[index];
         if let (Some(v), Some(missing)) = (m.values.back_mut(), m.missing.back_mut()) {
             *v = value;
