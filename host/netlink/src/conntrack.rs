@@ -644,6 +644,12 @@ impl Conntrack<'_> {
 /// operation (and often a wake-up) per event.
 const EVENT_BATCH: usize = 256;
 
+/// How long a reader that found fewer than a quarter of [`EVENT_BATCH`]
+/// events queued waits once for more before handing them over: at most
+/// this much latency, for one wake-up per batch instead of per event
+/// under load.
+const EVENT_LINGER: Duration = Duration::from_micros(500);
+
 /// A live stream of conntrack events; dropping it unsubscribes.
 #[derive(Debug)]
 pub struct ConntrackEvents {
@@ -760,8 +766,12 @@ fn read_events(
         decode_events(&buf, writer, &mut batch);
         // Each read brings one event (one skb each): what else is queued
         // already is read without waiting and handed over with it, so the
-        // consumer is woken once per batch instead of once per event.
+        // consumer is woken once per batch instead of once per event. A
+        // short batch waits [`EVENT_LINGER`] once for more: at a high
+        // event rate a reader that keeps up would otherwise be woken, and
+        // wake its consumer, for every event.
         let mut lost = false;
+        let mut lingered = false;
         while batch.len() < EVENT_BATCH {
             buf.clear();
             match sock.recv(&mut buf, libc::MSG_DONTWAIT) {
@@ -771,7 +781,13 @@ fn read_events(
                     lost = true;
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if lingered || batch.len() >= EVENT_BATCH / 4 {
+                        break;
+                    }
+                    lingered = true;
+                    std::thread::sleep(EVENT_LINGER);
+                }
                 Err(_) => {
                     let _ = tx.send(std::mem::take(&mut batch));
                     return;
