@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -626,14 +626,20 @@ impl Conntrack<'_> {
         let (tx, rx) = mpsc::sync_channel(queue.div_ceil(EVENT_BATCH).max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let reader_stop = Arc::clone(&stop);
+        let skipped = Arc::new(AtomicU64::new(0));
+        let reader_skipped = Arc::clone(&skipped);
         let thread = std::thread::Builder::new()
             .name("ct-events".into())
-            .spawn(move || read_events(&sock, &tx, &reader_stop, writer.as_ref()))
+            .spawn(move || {
+                let skip = writer.as_ref().map(|w| (w, &*reader_skipped));
+                read_events(&sock, &tx, &reader_stop, skip);
+            })
             .map_err(|e| Error::socket("spawn event reader", e))?;
         Ok(ConntrackEvents {
             rx: Some(rx),
             pending: RefCell::new(VecDeque::new()),
             stop,
+            skipped,
             thread: Some(thread),
         })
     }
@@ -658,10 +664,21 @@ pub struct ConntrackEvents {
     /// [`ConntrackEvents::recv_timeout`] or [`ConntrackEvents::try_recv`].
     pending: RefCell<VecDeque<ConntrackEvent>>,
     stop: Arc<AtomicBool>,
+    /// Events of the writer that reached the reader and were skipped
+    /// there.
+    skipped: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl ConntrackEvents {
+    /// How many events of the writer of [`Conntrack::subscribe_skipping`]
+    /// reached this process and were skipped by its reader rather than
+    /// by the kernel's filter: 0 unless the filter could not be set, or
+    /// was read in the moment the writer's socket was reopened.
+    pub fn skipped_by_reader(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
     /// Waits up to `timeout` for the next event; `Ok(None)` on timeout.
     ///
     /// # Errors
@@ -739,7 +756,7 @@ fn read_events(
     sock: &netlink_sys::Socket,
     tx: &mpsc::SyncSender<Vec<ConntrackEvent>>,
     stop: &AtomicBool,
-    writer: Option<&ConntrackWriter>,
+    writer: Option<(&ConntrackWriter, &AtomicU64)>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut batch = Vec::with_capacity(EVENT_BATCH);
@@ -824,13 +841,19 @@ fn overrun(
 
 /// Appends the events of one datagram to `batch`, leaving out those of
 /// `writer`'s creates and updates.
-fn decode_events(buf: &[u8], writer: Option<&ConntrackWriter>, batch: &mut Vec<ConntrackEvent>) {
+fn decode_events(
+    buf: &[u8],
+    writer: Option<(&ConntrackWriter, &AtomicU64)>,
+    batch: &mut Vec<ConntrackEvent>,
+) {
     for msg in codec::messages(buf) {
         let Ok(msg) = msg else { break };
         if msg.pid != 0
             && msg.ty == msg_type(IPCTNL_MSG_CT_NEW)
-            && writer.is_some_and(|w| w.port() == msg.pid)
+            && let Some((writer, skipped)) = writer
+            && writer.port() == msg.pid
         {
+            skipped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         if let Some(event) = decode_event(msg) {

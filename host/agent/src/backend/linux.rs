@@ -360,13 +360,20 @@ impl LinuxBackend {
         }
         let now = Instant::now();
         seen.sweep_applied(now);
+        let mut reports = Vec::with_capacity(run.len());
         for ((key, value), result) in run.iter().zip(&results) {
             if result.is_ok() {
                 seen.conntrack.insert(*key, *value);
-                self.report(Key::Conntrack(*key), Some(Value::Conntrack(*value)));
+                reports.push(LocalChange {
+                    key: Key::Conntrack(*key),
+                    value: Some(Value::Conntrack(*value)),
+                });
                 seen.remember_write(key, Some(value), now);
             }
         }
+        // Queued under `seen`, as single reports are, in one lock of the
+        // queue.
+        self.shared.queue.push_all(reports);
         results
     }
 
