@@ -108,8 +108,8 @@ async fn pair(sim_a: SimConfig) -> Pair {
 fn session(i: usize, version: pb::Version) -> pb::Entry {
     let (host, port) = ((i / 50_000) as u8, 1024 + (i % 50_000) as u32);
     let original = pb::Tuple {
-        source: vec![198, 18, 200, host],
-        destination: vec![198, 19, 0, 10],
+        source: vec![198, 18, 200, host].into(),
+        destination: vec![198, 19, 0, 10].into(),
         protocol: 6,
         source_port: port,
         destination_port: 443,

@@ -99,9 +99,13 @@ fn tuple(t: Option<&pb::Tuple>, what: &str, problems: &mut Vec<String>) -> Optio
 }
 
 fn tuple_to_wire(t: &Tuple) -> pb::Tuple {
+    let address = |a: IpAddr| match a {
+        IpAddr::V4(a) => prost::bytes::Bytes::copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => prost::bytes::Bytes::copy_from_slice(&a.octets()),
+    };
     let mut out = pb::Tuple {
-        source: octets(t.source),
-        destination: octets(t.destination),
+        source: address(t.source),
+        destination: address(t.destination),
         protocol: u32::from(t.l4.protocol()),
         ..pb::Tuple::default()
     };
@@ -504,7 +508,7 @@ mod tests {
         let Some(pb::entry::Entry::Conntrack(c)) = wire.entry.as_mut() else {
             unreachable!()
         };
-        c.original.as_mut().unwrap().source = vec![1, 2, 3];
+        c.original.as_mut().unwrap().source = vec![1, 2, 3].into();
         c.original.as_mut().unwrap().destination_port = 70_000;
         c.labels = vec![0; 3];
         c.tcp_state = 99;

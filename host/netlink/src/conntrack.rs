@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -577,7 +577,9 @@ impl Conntrack<'_> {
     /// socket whose request caused an event): their writer knows what it
     /// wrote, and skipping them spares decoding them. Events of its deletes
     /// and everything else (packets, other writers, the kernel's own
-    /// changes) still come.
+    /// changes) still come. The kernel itself drops the skipped events
+    /// (a socket filter on the event socket that follows the writer's
+    /// port), so they cost neither a wake-up nor a read here.
     ///
     /// # Errors
     /// As [`Conntrack::subscribe`].
@@ -617,17 +619,27 @@ impl Conntrack<'_> {
                 .map_err(|e| Error::socket("SO_RCVTIMEO", e.into()))?;
             Ok(sock)
         })?;
+        let sock = Arc::new(sock);
+        if let Some(writer) = &writer {
+            writer.filter(&sock)?;
+        }
         let (tx, rx) = mpsc::sync_channel(queue.div_ceil(EVENT_BATCH).max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let reader_stop = Arc::clone(&stop);
+        let skipped = Arc::new(AtomicU64::new(0));
+        let reader_skipped = Arc::clone(&skipped);
         let thread = std::thread::Builder::new()
             .name("ct-events".into())
-            .spawn(move || read_events(&sock, &tx, &reader_stop, writer.as_ref()))
+            .spawn(move || {
+                let skip = writer.as_ref().map(|w| (w, &*reader_skipped));
+                read_events(&sock, &tx, &reader_stop, skip);
+            })
             .map_err(|e| Error::socket("spawn event reader", e))?;
         Ok(ConntrackEvents {
             rx: Some(rx),
             pending: RefCell::new(VecDeque::new()),
             stop,
+            skipped,
             thread: Some(thread),
         })
     }
@@ -638,6 +650,12 @@ impl Conntrack<'_> {
 /// operation (and often a wake-up) per event.
 const EVENT_BATCH: usize = 256;
 
+/// How long a reader that found fewer than a quarter of [`EVENT_BATCH`]
+/// events queued waits once for more before handing them over: at most
+/// this much latency, for one wake-up per batch instead of per event
+/// under load.
+const EVENT_LINGER: Duration = Duration::from_micros(500);
+
 /// A live stream of conntrack events; dropping it unsubscribes.
 #[derive(Debug)]
 pub struct ConntrackEvents {
@@ -646,10 +664,21 @@ pub struct ConntrackEvents {
     /// [`ConntrackEvents::recv_timeout`] or [`ConntrackEvents::try_recv`].
     pending: RefCell<VecDeque<ConntrackEvent>>,
     stop: Arc<AtomicBool>,
+    /// Events of the writer that reached the reader and were skipped
+    /// there.
+    skipped: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl ConntrackEvents {
+    /// How many events of the writer of [`Conntrack::subscribe_skipping`]
+    /// reached this process and were skipped by its reader rather than
+    /// by the kernel's filter: 0 unless the filter could not be set, or
+    /// was read in the moment the writer's socket was reopened.
+    pub fn skipped_by_reader(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
     /// Waits up to `timeout` for the next event; `Ok(None)` on timeout.
     ///
     /// # Errors
@@ -727,23 +756,16 @@ fn read_events(
     sock: &netlink_sys::Socket,
     tx: &mpsc::SyncSender<Vec<ConntrackEvent>>,
     stop: &AtomicBool,
-    writer: Option<&ConntrackWriter>,
+    writer: Option<(&ConntrackWriter, &AtomicU64)>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut batch = Vec::with_capacity(EVENT_BATCH);
     while !stop.load(Ordering::Relaxed) {
         buf.clear();
         match sock.recv(&mut buf, 0) {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                // The kernel reports ENOBUFS once per congestion: until a
-                // read finds the socket's queue empty, it drops further
-                // events without a word (netlink_overrun sets the error
-                // only when NETLINK_S_CONGESTED was clear; netlink_rcv_wake
-                // clears it on an empty queue). A resync dump taken before
-                // then could miss entries whose events are dropped after
-                // it, so the queue is emptied (its events are stale: the
-                // dump covers them) before the overrun is reported.
-                if !drain(sock, &mut buf) || tx.send(vec![ConntrackEvent::Overrun]).is_err() {
+                if !overrun(sock, &mut buf, tx) {
                     return;
                 }
                 continue;
@@ -758,30 +780,122 @@ fn read_events(
             }
             Err(_) => return,
         }
-        let mut batch = Vec::new();
-        for msg in codec::messages(&buf) {
-            let Ok(msg) = msg else { break };
-            if msg.pid != 0
-                && msg.ty == msg_type(IPCTNL_MSG_CT_NEW)
-                && writer.is_some_and(|w| w.port() == msg.pid)
-            {
-                continue;
-            }
-            let Some(event) = decode_event(msg) else {
-                continue;
-            };
-            if batch.len() == EVENT_BATCH {
-                if tx.send(std::mem::take(&mut batch)).is_err() {
+        decode_events(&buf, writer, &mut batch);
+        // Each read brings one event (one skb each): what else is queued
+        // already is read without waiting and handed over with it, so the
+        // consumer is woken once per batch instead of once per event. A
+        // short batch waits [`EVENT_LINGER`] once for more: at a high
+        // event rate a reader that keeps up would otherwise be woken, and
+        // wake its consumer, for every event.
+        let mut lost = false;
+        let mut lingered = false;
+        while batch.len() < EVENT_BATCH {
+            buf.clear();
+            match sock.recv(&mut buf, libc::MSG_DONTWAIT) {
+                Ok(_) => decode_events(&buf, writer, &mut batch),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    lost = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if lingered || batch.len() >= EVENT_BATCH / 4 {
+                        break;
+                    }
+                    lingered = true;
+                    std::thread::sleep(EVENT_LINGER);
+                }
+                Err(_) => {
+                    let _ = tx.send(std::mem::take(&mut batch));
                     return;
                 }
-                batch.reserve(EVENT_BATCH);
             }
-            batch.push(event);
         }
-        if !batch.is_empty() && tx.send(batch).is_err() {
+        // The events read before an overrun come first.
+        if !batch.is_empty() {
+            if tx.send(std::mem::take(&mut batch)).is_err() {
+                return;
+            }
+            batch.reserve(EVENT_BATCH);
+        }
+        if lost && !overrun(sock, &mut buf, tx) {
             return;
         }
     }
+}
+
+/// After `ENOBUFS`: the kernel reports it once per congestion; until a
+/// read finds the socket's queue empty, it drops further events without a
+/// word (netlink_overrun sets the error only when NETLINK_S_CONGESTED was
+/// clear; netlink_rcv_wake clears it on an empty queue). A resync dump
+/// taken before then could miss entries whose events are dropped after
+/// it, so the queue is emptied (its events are stale: the dump covers
+/// them) before the overrun is reported. False when the stream is over.
+fn overrun(
+    sock: &netlink_sys::Socket,
+    buf: &mut Vec<u8>,
+    tx: &mpsc::SyncSender<Vec<ConntrackEvent>>,
+) -> bool {
+    drain(sock, buf) && tx.send(vec![ConntrackEvent::Overrun]).is_ok()
+}
+
+/// Appends the events of one datagram to `batch`, leaving out those of
+/// `writer`'s creates and updates.
+fn decode_events(
+    buf: &[u8],
+    writer: Option<(&ConntrackWriter, &AtomicU64)>,
+    batch: &mut Vec<ConntrackEvent>,
+) {
+    for msg in codec::messages(buf) {
+        let Ok(msg) = msg else { break };
+        if msg.pid != 0
+            && msg.ty == msg_type(IPCTNL_MSG_CT_NEW)
+            && let Some((writer, skipped)) = writer
+            && writer.port() == msg.pid
+        {
+            skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if let Some(event) = decode_event(msg) {
+            batch.push(event);
+        }
+    }
+}
+
+/// Attaches to the event socket `sock` a classic BPF filter that drops the
+/// create and update events (`IPCTNL_MSG_CT_NEW`) whose `nlmsg_pid` is
+/// `port`, the writer's socket (each event is an skb of its own, starting
+/// with its `nlmsghdr`); with `port` 0 the filter lets everything through
+/// (the kernel's own events carry 0).
+pub(crate) fn skip_writer_filter(sock: &netlink_sys::Socket, port: u32) -> Result<()> {
+    use socket2::SockFilter;
+    // Absolute loads are big-endian; the header's fields are in host order.
+    let ty = u32::from(u16::from_be_bytes(
+        msg_type(IPCTNL_MSG_CT_NEW).to_ne_bytes(),
+    ));
+    let pid = u32::from_be_bytes(port.to_ne_bytes());
+    const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let program = if port == 0 {
+        vec![SockFilter::new(RET_K, 0, 0, u32::MAX)]
+    } else {
+        vec![
+            // nlmsg_type at 4: a create or update goes on, anything else
+            // is accepted.
+            SockFilter::new(LD_H_ABS, 0, 0, 4),
+            SockFilter::new(JEQ_K, 0, 3, ty),
+            // nlmsg_pid at 12: the writer's is dropped.
+            SockFilter::new(LD_W_ABS, 0, 0, 12),
+            SockFilter::new(JEQ_K, 0, 1, pid),
+            SockFilter::new(RET_K, 0, 0, 0),
+            SockFilter::new(RET_K, 0, 0, u32::MAX),
+        ]
+    };
+    socket2::SockRef::from(sock)
+        .attach_filter(&program)
+        .map_err(|e| Error::socket("SO_ATTACH_FILTER", e))
 }
 
 /// Reads and discards what `sock` has queued until a read finds it empty,

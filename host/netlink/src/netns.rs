@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, Weak, mpsc};
 use std::thread::JoinHandle;
 
 use nix::sched::{CloneFlags, setns};
@@ -41,7 +41,15 @@ pub(crate) struct NsState {
     route: Option<NlSocket>,
     /// The netlink port of `conntrack` while it is open, 0 otherwise
     /// (shared with the handle: [`NetNs::conntrack_writer`]).
-    conntrack_port: Arc<AtomicU32>,
+    conntrack_port: Arc<WriterPort>,
+}
+
+impl Drop for NsState {
+    fn drop(&mut self) {
+        // The subscriptions' kernel filters let the port's events through
+        // again before the socket closes and the port is free for others.
+        self.reset();
+    }
 }
 
 impl NsState {
@@ -51,7 +59,7 @@ impl NsState {
                 netlink_sys::protocols::NETLINK_NETFILTER,
                 Facility::Conntrack,
             )?;
-            self.conntrack_port.store(sock.port(), Ordering::Release);
+            self.conntrack_port.set(sock.port());
             self.conntrack = Some(sock);
         }
         Ok(self.conntrack.as_mut().expect("just set"))
@@ -71,7 +79,7 @@ impl NsState {
     pub(crate) fn reset(&mut self) {
         // Cleared before the socket closes: once closed, its port may be
         // another socket's.
-        self.conntrack_port.store(0, Ordering::Release);
+        self.conntrack_port.set(0);
         self.conntrack = None;
         self.route = None;
     }
@@ -86,14 +94,61 @@ type Job = Box<dyn FnOnce(&mut NsState) + Send>;
 /// event carrying it was caused by this handle's write.
 #[derive(Debug, Clone)]
 pub struct ConntrackWriter {
-    port: Arc<AtomicU32>,
+    port: Arc<WriterPort>,
 }
 
 impl ConntrackWriter {
     /// The port, 0 while the socket is closed (no event carries 0 as a
     /// writer: the kernel's own events do).
     pub fn port(&self) -> u32 {
-        self.port.load(Ordering::Acquire)
+        self.port.port.load(Ordering::Acquire)
+    }
+
+    /// Has the kernel drop, before they are queued on `sock`, the events
+    /// of this writer's creates and updates, for as long as `sock` lives:
+    /// its filter follows the writer's port whenever the socket is
+    /// reopened (and lets every event through while it is closed).
+    pub(crate) fn filter(&self, sock: &Arc<netlink_sys::Socket>) -> Result<()> {
+        self.port.subscribe(sock)
+    }
+}
+
+/// The port of a handle's conntrack socket and the event sockets whose
+/// kernel filters skip its events.
+#[derive(Debug, Default)]
+pub(crate) struct WriterPort {
+    port: AtomicU32,
+    // Synchronous: no `.await` happens under this lock. Held while the
+    // port changes, so that a filter never names a port the writer no
+    // longer holds.
+    subscribers: Mutex<Vec<Weak<netlink_sys::Socket>>>,
+}
+
+impl WriterPort {
+    /// Records the writer's new port (0: closed) and refilters every live
+    /// subscriber: called before a socket closes (with 0) and after one
+    /// is bound, before its first request.
+    fn set(&self, port: u32) {
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        self.port.store(port, Ordering::Release);
+        subscribers.retain(|weak| match weak.upgrade() {
+            Some(sock) => {
+                // A subscriber whose filter cannot be set still skips the
+                // writer's events itself (the reader compares the port);
+                // with port 0 it receives them all.
+                let _ = crate::conntrack::skip_writer_filter(&sock, port);
+                true
+            }
+            None => false,
+        });
+    }
+
+    fn subscribe(&self, sock: &Arc<netlink_sys::Socket>) -> Result<()> {
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subscribers.retain(|weak| weak.strong_count() > 0);
+        crate::conntrack::skip_writer_filter(sock, self.port.load(Ordering::Acquire))?;
+        subscribers.push(Arc::downgrade(sock));
+        Ok(())
     }
 }
 
@@ -107,7 +162,7 @@ pub struct NetNs {
     target: NsTarget,
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
-    conntrack_port: Arc<AtomicU32>,
+    conntrack_port: Arc<WriterPort>,
 }
 
 impl std::fmt::Debug for NetNs {
@@ -133,7 +188,7 @@ impl NetNs {
             None => None,
         };
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
-        let conntrack_port = Arc::new(AtomicU32::new(0));
+        let conntrack_port = Arc::new(WriterPort::default());
         let worker_port = Arc::clone(&conntrack_port);
         let (ready_tx, ready_rx) = mpsc::sync_channel::<std::result::Result<(), nix::Error>>(1);
         let name = format!(

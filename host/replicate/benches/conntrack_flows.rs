@@ -424,6 +424,22 @@ fn cpu_time() -> Duration {
     seconds(usage.user_time()) + seconds(usage.system_time())
 }
 
+/// With `UMBRA_BENCH_PERF_CTL` naming the control FIFO of a
+/// `perf record --control fifo:FIFO -D -1`, tells perf to `enable` or
+/// `disable` sampling, so that a profile covers the measured time only
+/// (not the lab's checks and flushes between iterations).
+fn perf_control(command: &str) {
+    use std::io::Write as _;
+    if let Ok(path) = std::env::var("UMBRA_BENCH_PERF_CTL") {
+        let mut fifo = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("perf control FIFO {path}: {e}"));
+        fifo.write_all(format!("{command}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("perf control FIFO {path}: {e}"));
+    }
+}
+
 /// Polls `done` every 2 ms; panics after [`WAIT`].
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
@@ -592,6 +608,7 @@ fn conntrack_flows(c: &mut Criterion) {
                 next_flow += n;
                 let batches_before = repl.handle.status().forward.batches;
                 let cpu_before = cpu_time();
+                perf_control("enable");
                 let start = Instant::now();
                 generate(&gen_ns, first, n);
                 let sent = start.elapsed();
@@ -604,6 +621,7 @@ fn conntrack_flows(c: &mut Criterion) {
                 }));
                 let on_router = on_router.unwrap_or_else(|| start.elapsed());
                 let elapsed = start.elapsed();
+                perf_control("disable");
                 let cpu = cpu_time().saturating_sub(cpu_before);
                 let applies = repl.handle.status().forward.batches - batches_before;
                 total += elapsed;

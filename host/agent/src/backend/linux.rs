@@ -24,7 +24,7 @@
 //! itself ([`same_conntrack`]); events that arrive late, after further
 //! writes of the same key, are matched against the key's recent writes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use foldhash::{HashMap, HashSet};
 use serde_json::{Value as Json, json};
 use umbra_netlink::{
     ConntrackEntry, ConntrackEvent, ConntrackTuple, ConntrackWriter, Errno, L4Tuple, NetNs, Route,
@@ -359,13 +360,20 @@ impl LinuxBackend {
         }
         let now = Instant::now();
         seen.sweep_applied(now);
+        let mut reports = Vec::with_capacity(run.len());
         for ((key, value), result) in run.iter().zip(&results) {
             if result.is_ok() {
                 seen.conntrack.insert(*key, *value);
-                self.report(Key::Conntrack(*key), Some(Value::Conntrack(*value)));
+                reports.push(LocalChange {
+                    key: Key::Conntrack(*key),
+                    value: Some(Value::Conntrack(*value)),
+                });
                 seen.remember_write(key, Some(value), now);
             }
         }
+        // Queued under `seen`, as single reports are, in one lock of the
+        // queue.
+        self.shared.queue.push_all(reports);
         results
     }
 
@@ -479,7 +487,7 @@ impl Backend for LinuxBackend {
         // sees the writes in order.
         let mut results = Vec::with_capacity(entries.len());
         let mut run: Vec<(ConntrackKey, ConntrackValue)> = Vec::new();
-        let mut keys = HashSet::new();
+        let mut keys = HashSet::default();
         for &(key, value) in entries {
             if let (Key::Conntrack(k), Some(Value::Conntrack(v))) = (key, value)
                 && keys.insert(*k)

@@ -96,7 +96,7 @@ async fn bad_entries_are_rejected_one_by_one_and_the_rest_is_applied() {
 
     let mut malformed = conntrack(41_000, v);
     if let Some(pb::entry::Entry::Conntrack(c)) = malformed.entry.as_mut() {
-        c.original.as_mut().unwrap().source = vec![198, 18, 7];
+        c.original.as_mut().unwrap().source = vec![198, 18, 7].into();
     }
     let unknown_table = route(77, 6, v);
     let mut bad_prefix = route(100, 7, v);
@@ -347,8 +347,8 @@ async fn the_echoes_of_two_applies_to_one_key_are_not_local_changes() {
     let t = umbra_agent::hlc::system_ms();
     let entry = |mark: u32, logical: u32| {
         let tuple = |a: [u8; 4], b: [u8; 4], sp: u32, dp: u32| pb::Tuple {
-            source: a.to_vec(),
-            destination: b.to_vec(),
+            source: a.to_vec().into(),
+            destination: b.to_vec().into(),
             protocol: 6,
             source_port: sp,
             destination_port: dp,

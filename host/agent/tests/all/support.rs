@@ -256,8 +256,8 @@ pub fn route(table: u32, third_octet: u8, version: pb::Version) -> pb::Entry {
 
 pub fn conntrack(port: u16, version: pb::Version) -> pb::Entry {
     let original = pb::Tuple {
-        source: vec![198, 18, 7, 7],
-        destination: vec![198, 19, 0, 10],
+        source: vec![198, 18, 7, 7].into(),
+        destination: vec![198, 19, 0, 10].into(),
         protocol: 6,
         source_port: u32::from(port),
         destination_port: 443,

@@ -615,6 +615,67 @@ fn a_subscription_can_skip_the_events_of_its_writers_creates_and_updates() {
         other => panic!("expected the writer's Destroy, got {other:?}"),
     }
     assert!(events.try_recv().unwrap().is_none());
+    // The kernel dropped the writer's events (the socket filter on the
+    // event socket): none reached the reader's own check.
+    assert_eq!(events.skipped_by_reader(), 0);
+
+    // A flow of the datapath makes an event (nlmsg_pid 0, the kernel's)
+    // that the subscription keeps.
+    run_in(
+        &name,
+        &[
+            "nft",
+            "add table ip t; add chain ip t c { type filter hook output priority 0; }; \
+             add rule ip t c ct state new accept",
+        ],
+    );
+    lab.handle(&name)
+        .run(|| {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.send_to(b"x", "127.0.0.1:9").unwrap();
+        })
+        .unwrap();
+    match next_event(&events) {
+        ConntrackEvent::New(e) => {
+            assert_eq!(e.original.protocol, 17);
+            assert!(
+                matches!(e.original.l4, L4Tuple::Ports { dst: 9, .. }),
+                "{e:?}"
+            );
+        }
+        other => panic!("expected the datapath flow's New, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_skip_filter_follows_the_writers_socket_when_it_is_reopened() {
+    let mut lab = Lab::new();
+    let name = lab.ns("refilter");
+    let writer = lab.handle(&name);
+    let entries = synthetic();
+    writer.conntrack().create(&entries[0]).unwrap();
+    let first_port = writer.conntrack_writer().port();
+    let events = lab
+        .handle(&name)
+        .conntrack()
+        .subscribe_skipping(1024, 1 << 20, writer.conntrack_writer())
+        .unwrap();
+    // The handle goes (its socket closes); a new handle's socket may get
+    // any port, the old one included: its writes are another writer's,
+    // and come as events.
+    let gone = writer.conntrack_writer();
+    drop(writer);
+    assert_eq!(gone.port(), 0, "a closed writer holds no port");
+    let other = lab.handle(&name);
+    other.conntrack().create(&entries[1]).unwrap();
+    match next_event(&events) {
+        ConntrackEvent::New(e) => assert_eq!(e.original, entries[1].original),
+        event => panic!(
+            "expected the new socket's New (old port {first_port}, new {}), got {event:?}",
+            other.conntrack_writer().port()
+        ),
+    }
+    assert_eq!(events.skipped_by_reader(), 0);
 }
 
 #[test]

@@ -285,8 +285,8 @@ pub fn version(wall_ms: u64, node: u64, tombstone: bool) -> pb::Version {
 /// A conntrack entry for TCP source port `port` marked `mark`.
 pub fn conntrack(port: u16, mark: u32, version: pb::Version) -> pb::Entry {
     let original = pb::Tuple {
-        source: vec![198, 18, 9, 9],
-        destination: vec![198, 19, 0, 10],
+        source: vec![198, 18, 9, 9].into(),
+        destination: vec![198, 19, 0, 10].into(),
         protocol: 6,
         source_port: u32::from(port),
         destination_port: 443,
