@@ -231,8 +231,9 @@ mod tests {
             assert_eq!(*cpu.last().unwrap(), Some(t), "the newest tick is last");
             assert!(cpu.windows(2).all(|w| w[1].unwrap() - w[0].unwrap() == 1.0));
         }
-        // The input built from the history equals the one built from the
-        // whole series: what was dropped is beyond what the manifest reads.
+        // The input built from the history is the one built from the whole
+        // series (up to the rounding of the running sums): what was dropped
+        // is beyond what the manifest reads.
         struct Whole(Vec<(Device, &'static str, Vec<Option<f64>>)>);
         impl FeatureSource for Whole {
             fn series(&self, device: Device, metric: &str) -> Option<&[Option<f64>]> {
