@@ -138,6 +138,7 @@ pub struct StreamMetrics {
     pub(crate) resnapshots: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) batches: AtomicU64,
+    pub(crate) pipelined: AtomicU64,
     pub(crate) snapshot_forwarded: AtomicU64,
     pub(crate) snapshot_applied: AtomicU64,
     pub(crate) stale_removed: AtomicU64,
@@ -185,6 +186,9 @@ pub struct StreamStatus {
     pub errors: u64,
     /// Change batches applied.
     pub batches: u64,
+    /// Applies sent before an earlier one's answer was taken
+    /// ([`crate::StreamConfig::apply_in_flight`]).
+    pub pipelined: u64,
     /// Snapshot entries sent to the target.
     pub snapshot_forwarded: u64,
     /// Snapshot entries the target applied.
@@ -233,6 +237,7 @@ impl StreamMetrics {
             resnapshots: self.resnapshots.load(Relaxed),
             errors: self.errors.load(Relaxed),
             batches: self.batches.load(Relaxed),
+            pipelined: self.pipelined.load(Relaxed),
             snapshot_forwarded: self.snapshot_forwarded.load(Relaxed),
             snapshot_applied: self.snapshot_applied.load(Relaxed),
             stale_removed: self.stale_removed.load(Relaxed),

@@ -16,7 +16,7 @@
 //! target: they are the target's own changes coming back, so with two
 //! streams A → B and B → A nothing echoes.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use umbra_agent::model::Key;
 use umbra_agent::wire::entry_from_wire;
 use umbra_proto::umbra::device::v1 as pb;
@@ -32,6 +33,9 @@ use crate::device::{self, now_us};
 use crate::error::{ReplicateError, Result};
 use crate::metrics::{StreamMetrics, StreamStatus};
 use crate::peer::Peer;
+
+/// Most Applies a stream keeps unanswered ([`StreamConfig::apply_in_flight`]).
+pub const MAX_APPLY_IN_FLIGHT: usize = 8;
 
 /// Tunables of one stream.
 #[derive(Debug, Clone)]
@@ -47,6 +51,14 @@ pub struct StreamConfig {
     /// Change batches held between the reader and the applier; when full
     /// the reader stops reading (backpressure).
     pub queue_batches: usize,
+    /// Applies sent to the target before the oldest is answered. With 2
+    /// (the default) the target decodes and checks a batch while the
+    /// previous one is written to its device; it may then serve them in
+    /// either order, and orders writes to one key by their versions (an
+    /// older write of a key is `Superseded`), so its state ends the same.
+    /// With 1 the target applies the batches strictly in revision order.
+    /// Revisions are acknowledged in order either way.
+    pub apply_in_flight: usize,
     /// First delay before reconnecting after an error.
     pub backoff_initial: Duration,
     /// Longest delay between reconnection attempts.
@@ -68,6 +80,7 @@ impl Default for StreamConfig {
             watch_batch: 4096,
             apply_batch: 8192,
             queue_batches: 16,
+            apply_in_flight: 2,
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_secs(5),
             head_poll: Duration::from_millis(500),
@@ -91,6 +104,12 @@ impl StreamConfig {
         }
         if self.queue_batches == 0 {
             problems.push("queue_batches must be at least 1".into());
+        }
+        if !(1..=MAX_APPLY_IN_FLIGHT).contains(&self.apply_in_flight) {
+            problems.push(format!(
+                "apply_in_flight must be 1 to {MAX_APPLY_IN_FLIGHT}, not {}",
+                self.apply_in_flight
+            ));
         }
         if self.backoff_initial.is_zero() || self.backoff_initial > self.backoff_max {
             problems.push("backoff_initial must be positive and at most backoff_max".into());
@@ -480,15 +499,40 @@ impl ReplicationStream {
         };
 
         let applier = async {
-            let mut target = self.target.client();
             let mut pending: Option<pb::ChangeBatch> = None;
+            // Up to `apply_in_flight` Applies wait for their answers while
+            // the next batch is gathered and sent: the target decodes and
+            // checks a batch while the previous one is written to its
+            // device. Answers are taken, and revisions acknowledged, in
+            // order. (The target orders concurrent Applies by their
+            // entries' versions, as it orders any writes, so its state does
+            // not depend on which it serves first.)
+            let mut in_flight: VecDeque<InFlight> = VecDeque::new();
             loop {
                 let first = match pending.take() {
                     Some(batch) => batch,
-                    None => match batches.recv().await {
-                        Some(batch) => batch,
-                        None => return Ok::<(), ReplicateError>(()),
-                    },
+                    None => {
+                        let queued = if in_flight.is_empty() {
+                            None
+                        } else {
+                            batches.try_recv().ok()
+                        };
+                        match queued {
+                            Some(batch) => batch,
+                            None => {
+                                // Nothing more to send now: the Applies in
+                                // flight are finished before waiting, so no
+                                // acknowledgement waits for a change.
+                                while let Some(done) = in_flight.pop_front() {
+                                    self.finish(done, point, resume).await?;
+                                }
+                                match batches.recv().await {
+                                    Some(batch) => batch,
+                                    None => return Ok::<(), ReplicateError>(()),
+                                }
+                            }
+                        }
+                    }
                 };
                 let mut last = first.first_revision + first.entries.len() as u64 - 1;
                 let mut entries = first.entries;
@@ -511,43 +555,31 @@ impl ReplicationStream {
                 entries.retain(|e| device::origin(e) != target_node);
                 m.echo_suppressed
                     .fetch_add((before - entries.len()) as u64, Relaxed);
-                if !entries.is_empty() {
-                    let walls: Vec<u64> = entries.iter().map(device::wall_ms).collect();
-                    m.forwarded.fetch_add(entries.len() as u64, Relaxed);
-                    let (outcomes, epoch) =
-                        device::apply(&self.target, &mut target, entries, self.config.apply_batch)
-                            .await?;
-                    check_target_epoch(&self.target, epoch, point.target_epoch, last)?;
-                    let done_us = now_us();
-                    let tally = device::tally(&outcomes);
-                    m.applied.fetch_add(tally.applied, Relaxed);
-                    m.unchanged.fetch_add(tally.unchanged, Relaxed);
-                    m.superseded.fetch_add(tally.superseded, Relaxed);
-                    m.rejected.fetch_add(tally.rejected, Relaxed);
-                    if tally.rejected > 0 {
-                        tracing::warn!(
-                            target = self.target.name(),
-                            rejected = tally.rejected,
-                            "the target refused replicated entries"
-                        );
-                    }
-                    for wall in &walls {
-                        m.lag
-                            .record(done_us.saturating_sub(wall.saturating_mul(1000)), 1);
-                    }
-                    if let Some(newest) = walls.iter().max() {
-                        m.newest_applied_wall_ms.fetch_max(*newest, Relaxed);
-                        m.last_apply_lag_us
-                            .store(done_us.saturating_sub(newest.saturating_mul(1000)), Relaxed);
-                    }
-                }
-                m.batches.fetch_add(1, Relaxed);
-                let acked = ResumePoint {
-                    revision: last,
-                    ..point
+                let mut sent = InFlight {
+                    last,
+                    walls: Vec::new(),
+                    apply: None,
                 };
-                *resume = Some(acked);
-                self.shared.acknowledge(acked);
+                if !entries.is_empty() {
+                    sent.walls = entries.iter().map(device::wall_ms).collect();
+                    m.forwarded.fetch_add(entries.len() as u64, Relaxed);
+                    if in_flight.iter().any(|f| f.apply.is_some()) {
+                        m.pipelined.fetch_add(1, Relaxed);
+                    }
+                    let target = self.target.clone();
+                    let batch = self.config.apply_batch;
+                    sent.apply = Some(AbortOnDropHandle::new(tokio::spawn(async move {
+                        let mut client = target.client();
+                        device::apply(&target, &mut client, entries, batch).await
+                    })));
+                }
+                in_flight.push_back(sent);
+                while in_flight.len() >= self.config.apply_in_flight {
+                    let Some(done) = in_flight.pop_front() else {
+                        break;
+                    };
+                    self.finish(done, point, resume).await?;
+                }
             }
         };
 
@@ -571,6 +603,73 @@ impl ReplicationStream {
             () = head_poll => Ok(()),
         }
     }
+}
+
+impl ReplicationStream {
+    /// Takes the answer of a batch sent by [`Self::follow`], records its
+    /// figures and acknowledges its revisions.
+    async fn finish(
+        &self,
+        sent: InFlight,
+        point: ResumePoint,
+        resume: &mut Option<ResumePoint>,
+    ) -> Result<()> {
+        let m = &self.shared.metrics;
+        if let Some(apply) = sent.apply {
+            let (outcomes, epoch) = match apply.await {
+                Ok(answer) => answer?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => return Err(ReplicateError::Stopped),
+            };
+            check_target_epoch(&self.target, epoch, point.target_epoch, sent.last)?;
+            let done_us = now_us();
+            let tally = device::tally(&outcomes);
+            m.applied.fetch_add(tally.applied, Relaxed);
+            m.unchanged.fetch_add(tally.unchanged, Relaxed);
+            m.superseded.fetch_add(tally.superseded, Relaxed);
+            m.rejected.fetch_add(tally.rejected, Relaxed);
+            if tally.rejected > 0 {
+                tracing::warn!(
+                    target = self.target.name(),
+                    rejected = tally.rejected,
+                    "the target refused replicated entries"
+                );
+            }
+            for wall in &sent.walls {
+                m.lag
+                    .record(done_us.saturating_sub(wall.saturating_mul(1000)), 1);
+            }
+            if let Some(newest) = sent.walls.iter().max() {
+                m.newest_applied_wall_ms.fetch_max(*newest, Relaxed);
+                m.last_apply_lag_us
+                    .store(done_us.saturating_sub(newest.saturating_mul(1000)), Relaxed);
+            }
+        }
+        m.batches.fetch_add(1, Relaxed);
+        let acked = ResumePoint {
+            revision: sent.last,
+            ..point
+        };
+        *resume = Some(acked);
+        self.shared.acknowledge(acked);
+        Ok(())
+    }
+}
+
+/// What the target answered an Apply: one outcome per entry, its log epoch.
+type Answer = (Vec<pb::ApplyOutcome>, u64);
+
+/// A batch sent to the target (or, with no entries left after the echo
+/// filter, nothing to send) whose revisions are acknowledged once its
+/// answer is in.
+struct InFlight {
+    /// The newest source revision it covers.
+    last: u64,
+    /// The entries' HLC wall times, for the lag figures.
+    walls: Vec<u64>,
+    /// The Apply, run as a task of its own so it proceeds while the next
+    /// batch is gathered; aborted if the stream stops first.
+    apply: Option<AbortOnDropHandle<Result<Answer>>>,
 }
 
 /// A target whose log epoch changed restarted and may have lost what it
@@ -731,10 +830,16 @@ mod tests {
             watch_batch: 10_000,
             apply_batch: 100,
             queue_batches: 0,
+            apply_in_flight: 0,
             backoff_initial: Duration::ZERO,
             ..StreamConfig::default()
         };
-        assert_eq!(config.validate().len(), 3, "{:?}", config.validate());
+        assert_eq!(config.validate().len(), 4, "{:?}", config.validate());
+        assert!(
+            config
+                .validate()
+                .contains(&"apply_in_flight must be 1 to 8, not 0".to_owned())
+        );
         assert!(StreamConfig::default().validate().is_empty());
     }
 }
