@@ -43,7 +43,9 @@ pub use metrics::{
 };
 pub use peer::{DeviceConn, Peer, PeerAuth};
 pub use state::StateFile;
-pub use stream::{DrainReport, ReplicationStream, ResumePoint, StreamConfig, StreamHandle};
+pub use stream::{
+    DrainReport, MAX_APPLY_IN_FLIGHT, ReplicationStream, ResumePoint, StreamConfig, StreamHandle,
+};
 
 /// What `umbra replicate` runs: replication between a primary and its
 /// shadow.
@@ -104,6 +106,12 @@ pub struct ReplicateArgs {
     /// Milliseconds between status lines in the log; 0 turns them off.
     #[arg(long, default_value_t = 5_000)]
     pub status_ms: u64,
+    /// Applies sent to a target before the oldest is answered (1..=8): with
+    /// more than 1 the target decodes a batch while it writes the previous
+    /// one and may serve them in either order (writes to one key are
+    /// ordered by version); 1 applies strictly in revision order.
+    #[arg(long, default_value_t = 2)]
+    pub apply_in_flight: usize,
 }
 
 impl ReplicateArgs {
@@ -130,6 +138,12 @@ impl ReplicateArgs {
             problems.push(format!(
                 "--partitions {} is not in 1..=65536",
                 self.partitions
+            ));
+        }
+        if !(1..=MAX_APPLY_IN_FLIGHT).contains(&self.apply_in_flight) {
+            problems.push(format!(
+                "--apply-in-flight {} is not in 1..={MAX_APPLY_IN_FLIGHT}",
+                self.apply_in_flight
             ));
         }
         problems
@@ -172,7 +186,10 @@ impl ReplicateArgs {
                 interval: Duration::from_millis(self.anti_entropy_ms),
                 ..AntiEntropyConfig::default()
             }),
-            ..ReplicatorConfig::default()
+            stream: StreamConfig {
+                apply_in_flight: self.apply_in_flight,
+                ..StreamConfig::default()
+            },
         }
     }
 }
@@ -569,16 +586,23 @@ mod tests {
             anti_entropy_ms: 0,
             partitions: 0,
             status_ms: 0,
+            apply_in_flight: 9,
         };
-        assert_eq!(args.validate().len(), 2, "{:?}", args.validate());
+        assert_eq!(args.validate().len(), 3, "{:?}", args.validate());
+        assert!(
+            args.validate()
+                .contains(&"--apply-in-flight 9 is not in 1..=8".to_owned())
+        );
         assert!(args.config().anti_entropy.is_none());
         let fine = ReplicateArgs {
             shadow: "127.0.0.1:2".into(),
             partitions: 64,
             anti_entropy_ms: 1_000,
+            apply_in_flight: 1,
             ..args
         };
         assert!(fine.validate().is_empty());
+        assert_eq!(fine.config().stream.apply_in_flight, 1);
         assert_eq!(fine.config().anti_entropy.map(|a| a.partitions), Some(64));
 
         // TLS: a certificate without its key, TLS options without a CA,
@@ -640,6 +664,7 @@ mod tests {
             anti_entropy_ms: 0,
             partitions: 256,
             status_ms: 0,
+            apply_in_flight: 2,
         };
         let error = run(args, CancellationToken::new()).await.unwrap_err();
         assert!(matches!(error, ReplicateError::ReadToken { .. }), "{error}");

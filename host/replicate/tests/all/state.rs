@@ -29,6 +29,7 @@ fn args(primary: &Node, shadow: &Node, dir: &std::path::Path, state: bool) -> Re
         anti_entropy_ms: 0,
         partitions: 256,
         status_ms: 0,
+        apply_in_flight: 2,
     }
 }
 

@@ -66,6 +66,7 @@ fn args(primary: &Node, shadow: &Node, identity: Option<(&str, &str)>) -> Replic
         anti_entropy_ms: 0,
         partitions: 256,
         status_ms: 0,
+        apply_in_flight: 2,
     }
 }
 
