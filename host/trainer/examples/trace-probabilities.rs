@@ -16,24 +16,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use umbra_model::{Device, FeatureSource, Predictor};
-use umbra_scenario::{ScenarioConfig, Trace};
-
-struct Upto<'a> {
-    trace: &'a Trace,
-    end: usize,
-}
-
-impl FeatureSource for Upto<'_> {
-    fn series(&self, device: Device, metric: &str) -> Option<&[Option<f64>]> {
-        let device = match device {
-            Device::Primary => umbra_scenario::Device::Primary,
-            Device::Shadow => umbra_scenario::Device::Shadow,
-        };
-        let s = self.trace.try_series(device, metric).ok()?;
-        Some(&s[..s.len().min(self.end + 1)])
-    }
-}
+use umbra_model::Predictor;
+use umbra_scenario::ScenarioConfig;
+use umbra_trainer::TraceUpto;
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> anyhow::Result<T> {
     args.get(i)
@@ -104,7 +89,7 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         let probability = if end + 1 >= window {
-            let view = Upto { trace: &trace, end };
+            let view = TraceUpto { trace: &trace, end };
             let p = predictor.predict_sources(&[&view])?[0];
             format!("{p:.5}")
         } else {

@@ -329,9 +329,12 @@ fn scenario_config(args: &EvalArgs) -> ScenarioConfig {
 
 /// A trace seen up to and including tick `end`: what the server would hold
 /// in its buffers at that tick.
-struct TraceUpto<'a> {
-    trace: &'a Trace,
-    end: usize,
+#[derive(Clone, Copy, Debug)]
+pub struct TraceUpto<'a> {
+    /// The trace.
+    pub trace: &'a Trace,
+    /// The last tick seen.
+    pub end: usize,
 }
 
 impl FeatureSource for TraceUpto<'_> {
@@ -409,8 +412,6 @@ impl Replay<'_> {
         let mut detector = DriftDetector::new(detector_config)?;
         // Metric names are allocated once per trace, not once per sample.
         let names: Vec<String> = METRICS.iter().map(|m| (*m).to_owned()).collect();
-        let mut state = FailoverState::default();
-        let mut probability_state = FailoverState::default();
         let mut alarms = TraceAlarms {
             ticks: trace.len() as u64,
             ..TraceAlarms::default()
@@ -431,11 +432,10 @@ impl Replay<'_> {
             timestamp_ms: 0,
             value: 0.0,
         };
-        let mut drifts = Vec::with_capacity(if self.sweep.is_empty() {
-            0
-        } else {
-            trace.len()
-        });
+        // The drift result of every tick: the failover rules are decided
+        // from them and the probabilities, at the threshold and at each
+        // `--sweep` one alike.
+        let mut drifts = Vec::with_capacity(trace.len());
         for (tick, &now_ms) in trace.timestamps_ms().iter().enumerate() {
             for (theirs, ours) in devices {
                 for (i, name) in names.iter().enumerate() {
@@ -454,69 +454,30 @@ impl Replay<'_> {
             if out.score >= self.failover.drift_threshold {
                 alarms.drift.push(now_ms);
             }
-            if !self.sweep.is_empty() {
-                drifts.push(DriftResult {
-                    score: out.score,
-                    ..out.drift.clone()
-                });
-            }
-            let probability = probabilities[tick];
-            if probability.is_some_and(|p| f64::from(p) >= self.failover.probability_threshold) {
-                alarms.predictor.push(now_ms);
-            }
-            let prediction = probability.map(|p| Prediction {
-                probability: f64::from(p),
-                horizon_ms: manifest.horizon_ms,
-                model_version: manifest.model_version.clone(),
+            drifts.push(DriftResult {
+                score: out.score,
+                ..out.drift
             });
-            let decision = failover(
-                self.failover,
-                &FailoverInput {
-                    now_ms,
-                    drift: DriftResult {
-                        score: out.score,
-                        ..out.drift
-                    },
-                    correlation: CorrelationResult::default(),
-                    prediction: prediction.clone(),
-                    state: std::mem::take(&mut state),
-                },
-            );
-            state = decision.state;
-            if decision.verdict == Verdict::Go {
-                alarms.combined.push(now_ms);
-            }
-            let decision = failover(
-                self.failover,
-                &FailoverInput {
-                    now_ms,
-                    drift: DriftResult::default(),
-                    correlation: CorrelationResult::default(),
-                    prediction,
-                    state: std::mem::take(&mut probability_state),
-                },
-            );
-            probability_state = decision.state;
-            if decision.verdict == Verdict::Go {
-                alarms.probability_rule.push(now_ms);
-            }
         }
-        for &threshold in self.sweep {
-            alarms.sweep.push(self.redecide(
+        let decide = |threshold| {
+            self.decide(
                 threshold,
                 trace.timestamps_ms(),
                 &probabilities,
                 &drifts,
                 manifest,
-            ));
-        }
+            )
+        };
+        [alarms.predictor, alarms.combined, alarms.probability_rule] =
+            decide(self.failover.probability_threshold);
+        alarms.sweep = self.sweep.iter().map(|&t| decide(t)).collect();
         Ok(alarms)
     }
 
     /// The predictor's, the failover rule's and the probability rule's
-    /// alarms at another probability threshold, from the probabilities and
-    /// drift results of a replay.
-    fn redecide(
+    /// alarms at a probability threshold, from the probabilities and drift
+    /// results of a replay.
+    fn decide(
         &self,
         threshold: f64,
         timestamps_ms: &[i64],
