@@ -59,7 +59,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use umbra_agent::{Agent, AgentConfig, LinuxBackend, LinuxConfig, Security};
@@ -478,6 +481,19 @@ fn conntrack_count(ns: &NetNs) -> u64 {
 /// moment the router's table holds all `FLOWS` entries (its
 /// `nf_conntrack_count`, polled every 0.2 ms); every flow is then checked
 /// in a dump, as in the replicated run.
+/// The `conntrack_flows` group: `n` flows per iteration, each iteration
+/// timed by the benchmark itself (a few, long ones).
+fn flows_group(c: &mut Criterion, n: u64) -> BenchmarkGroup<'_, WallTime> {
+    let mut group = c.benchmark_group("conntrack_flows");
+    group
+        .throughput(Throughput::Elements(n))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
+    group
+}
+
 fn kernel_only(c: &mut Criterion) {
     if !selected("conntrack_flows/kernel_only") {
         return;
@@ -496,13 +512,7 @@ fn kernel_only(c: &mut Criterion) {
     let mut next_flow = 0u64;
     let mut rates = Vec::new();
 
-    let mut group = c.benchmark_group("conntrack_flows");
-    group
-        .throughput(Throughput::Elements(n))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(1));
+    let mut group = flows_group(c, n);
     group.bench_function("kernel_only", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -593,13 +603,7 @@ fn conntrack_flows(c: &mut Criterion) {
     let mut next_flow = 0u64;
     let mut rates = Vec::new();
 
-    let mut group = c.benchmark_group("conntrack_flows");
-    group
-        .throughput(Throughput::Elements(n))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(1));
+    let mut group = flows_group(c, n);
     group.bench_function("new_flows_replicated", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

@@ -509,28 +509,25 @@ impl ReplicationStream {
             // not depend on which it serves first.)
             let mut in_flight: VecDeque<InFlight> = VecDeque::new();
             loop {
-                let first = match pending.take() {
+                let queued = pending.take().or_else(|| {
+                    if in_flight.is_empty() {
+                        None
+                    } else {
+                        batches.try_recv().ok()
+                    }
+                });
+                let first = match queued {
                     Some(batch) => batch,
                     None => {
-                        let queued = if in_flight.is_empty() {
-                            None
-                        } else {
-                            batches.try_recv().ok()
-                        };
-                        match queued {
+                        // Nothing more to send now: the Applies in flight
+                        // are finished before waiting, so no
+                        // acknowledgement waits for a change.
+                        while let Some(done) = in_flight.pop_front() {
+                            self.finish(done, point, resume).await?;
+                        }
+                        match batches.recv().await {
                             Some(batch) => batch,
-                            None => {
-                                // Nothing more to send now: the Applies in
-                                // flight are finished before waiting, so no
-                                // acknowledgement waits for a change.
-                                while let Some(done) = in_flight.pop_front() {
-                                    self.finish(done, point, resume).await?;
-                                }
-                                match batches.recv().await {
-                                    Some(batch) => batch,
-                                    None => return Ok::<(), ReplicateError>(()),
-                                }
-                            }
+                            None => return Ok::<(), ReplicateError>(()),
                         }
                     }
                 };
@@ -603,9 +600,7 @@ impl ReplicationStream {
             () = head_poll => Ok(()),
         }
     }
-}
 
-impl ReplicationStream {
     /// Takes the answer of a batch sent by [`Self::follow`], records its
     /// figures and acknowledges its revisions.
     async fn finish(

@@ -54,23 +54,25 @@ async fn streaming(handle: &ReplicatorHandle) {
     .unwrap_or_else(|_| panic!("no change applied: {:?}", handle.forward.status()));
 }
 
-async fn stop(stop: CancellationToken, task: tokio::task::JoinHandle<()>) {
-    stop.cancel();
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("replicator stops")
-        .expect("replicator task");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshot_then_stream_converge_under_churn() {
+/// A churning primary replicated to a fresh shadow with `config`: the
+/// snapshot, then the stream until the churn stops; returns once the
+/// shadow has drained everything and both sides hold the same state.
+async fn replicate_churn(
+    config: ReplicatorConfig,
+) -> (
+    Node,
+    Node,
+    ReplicatorHandle,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let shadow = Node::shadow().await;
     let primary = Node::primary(busy()).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // state before the snapshot
     let (handle, token, task) = start(Replicator::new(
         primary.peer("primary"),
         shadow.peer("shadow"),
-        strict(),
+        config,
     ));
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     streaming(&handle).await;
@@ -81,6 +83,20 @@ async fn snapshot_then_stream_converge_under_churn() {
         .expect("the shadow catches up");
     assert_eq!(drained.revision, primary.agent.head_revision());
     assert_converged(&primary, &shadow).await;
+    (primary, shadow, handle, token, task)
+}
+
+async fn stop(stop: CancellationToken, task: tokio::task::JoinHandle<()>) {
+    stop.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("replicator stops")
+        .expect("replicator task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_then_stream_converge_under_churn() {
+    let (primary, _shadow, handle, token, task) = replicate_churn(strict()).await;
     assert!(primary.entries() > 100, "the device churned");
 
     let status = handle.status().forward;
@@ -107,28 +123,12 @@ async fn snapshot_then_stream_converge_under_churn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applies_in_flight_together_converge_and_acknowledge_every_revision_once() {
-    let shadow = Node::shadow().await;
-    let primary = Node::primary(busy()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut config = config();
     // Small batches: many Applies, so they overlap under churn.
     config.stream.watch_batch = 16;
     config.stream.apply_batch = 32;
     config.stream.apply_in_flight = 3;
-    let (handle, token, task) = start(Replicator::new(
-        primary.peer("primary"),
-        shadow.peer("shadow"),
-        config,
-    ));
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
-    streaming(&handle).await;
-    primary.stop_churn().await;
-    let drained = handle
-        .drain_and_commit(None, WAIT)
-        .await
-        .expect("the shadow catches up");
-    assert_eq!(drained.revision, primary.agent.head_revision());
-    assert_converged(&primary, &shadow).await;
+    let (_primary, _shadow, handle, token, task) = replicate_churn(config).await;
 
     let status = handle.status().forward;
     assert!(
