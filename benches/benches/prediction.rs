@@ -26,7 +26,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use umbra_model::{Device, FeatureSource, History, Predictor};
 use umbra_policy_logic::{CorrelationConfig, correlation};
 use umbra_predict::{DetectorConfig, DriftDetector, Sample};
-use umbra_scenario::{METRICS, ScenarioConfig, Trace, generate_trace};
+use umbra_scenario::{METRICS, ScenarioConfig, Trace, generate_trace, metric_index};
 
 const PAIRS: usize = 1_000;
 const TRACES: usize = 8;
@@ -55,10 +55,8 @@ fn history_columns(history: &History) -> Vec<(umbra_scenario::Device, usize)> {
                 Device::Primary => umbra_scenario::Device::Primary,
                 Device::Shadow => umbra_scenario::Device::Shadow,
             };
-            let at = METRICS
-                .iter()
-                .position(|m| m == metric)
-                .unwrap_or_else(|| panic!("the generator records no {metric}"));
+            let at =
+                metric_index(metric).unwrap_or_else(|| panic!("the generator records no {metric}"));
             (device, at)
         })
         .collect()

@@ -17,6 +17,29 @@ fn manual() -> Event {
     Event::Trigger(Trigger::Manual { by: "test".into() })
 }
 
+/// [`ready`], failed over by hand at 10 ms and drained at 20 ms: the write
+/// of the selector to B is out.
+fn switching() -> Orchestrator {
+    let mut o = ready();
+    o.handle(10, manual());
+    o.handle(20, Event::Drained);
+    o
+}
+
+/// [`switching`], the write answered at 21 ms: B is verified.
+fn verifying() -> Orchestrator {
+    let mut o = switching();
+    o.handle(21, Event::Flipped);
+    o
+}
+
+fn unhealthy(slot: Slot) -> Event {
+    Event::Health {
+        slot,
+        healthy: false,
+    }
+}
+
 fn phases(out: &Outcome) -> Vec<(&'static str, &'static str)> {
     out.audit.iter().map(|a| (a.from, a.to)).collect()
 }
@@ -88,13 +111,7 @@ fn triggers_are_refused_without_mastership_during_a_failover_or_without_a_ready_
     assert!(out.refused.unwrap().contains("preparing"));
 
     let mut o = ready();
-    o.handle(
-        2,
-        Event::Health {
-            slot: Slot::B,
-            healthy: false,
-        },
-    );
+    o.handle(2, unhealthy(Slot::B));
     let out = o.handle(3, manual());
     assert!(out.commands.is_empty());
     assert!(out.refused.unwrap().contains("standby b is not ready"));
@@ -116,13 +133,7 @@ fn a_failed_drain_abandons_the_failover_while_the_active_device_is_healthy() {
 fn a_drain_timeout_with_a_failing_active_device_switches_anyway() {
     let mut o = ready();
     o.handle(10, manual());
-    o.handle(
-        11,
-        Event::Health {
-            slot: Slot::A,
-            healthy: false,
-        },
-    );
+    o.handle(11, unhealthy(Slot::A));
     assert!(o.handle(1_000, Event::Tick).commands.is_empty(), "not yet");
     let out = o.handle(2_010, Event::Tick);
     assert_eq!(out.commands, [Command::Flip { to: Slot::B }]);
@@ -131,9 +142,7 @@ fn a_drain_timeout_with_a_failing_active_device_switches_anyway() {
 
 #[test]
 fn a_refused_flip_leaves_the_old_device_active() {
-    let mut o = ready();
-    o.handle(10, manual());
-    o.handle(20, Event::Drained);
+    let mut o = switching();
     let out = o.handle(
         21,
         Event::FlipFailed {
@@ -149,9 +158,7 @@ fn a_refused_flip_leaves_the_old_device_active() {
 #[test]
 fn a_switch_restart_mid_flip_is_settled_by_reading_the_selector() {
     for (selector, phase) in [(Slot::B, "verifying"), (Slot::A, "normal")] {
-        let mut o = ready();
-        o.handle(10, manual());
-        o.handle(20, Event::Drained);
+        let mut o = switching();
         // No answer: the write may or may not have reached the switch.
         let out = o.handle(1_020, Event::Tick);
         assert_eq!(out.commands, [Command::ReadSelector]);
@@ -173,10 +180,7 @@ fn a_switch_restart_mid_flip_is_settled_by_reading_the_selector() {
 
 #[test]
 fn verification_that_does_not_pass_in_time_rolls_back_to_a_healthy_old_device() {
-    let mut o = ready();
-    o.handle(10, manual());
-    o.handle(20, Event::Drained);
-    o.handle(21, Event::Flipped);
+    let mut o = verifying();
     assert!(o.handle(3_000, Event::Tick).commands.is_empty());
     let out = o.handle(3_021, Event::Tick);
     assert_eq!(out.commands, [Command::Flip { to: Slot::A }]);
@@ -189,17 +193,8 @@ fn verification_that_does_not_pass_in_time_rolls_back_to_a_healthy_old_device() 
 
 #[test]
 fn verification_that_does_not_pass_with_the_old_device_down_keeps_the_new_one() {
-    let mut o = ready();
-    o.handle(10, manual());
-    o.handle(20, Event::Drained);
-    o.handle(21, Event::Flipped);
-    o.handle(
-        22,
-        Event::Health {
-            slot: Slot::A,
-            healthy: false,
-        },
-    );
+    let mut o = verifying();
+    o.handle(22, unhealthy(Slot::A));
     let out = o.handle(3_021, Event::Tick);
     assert_eq!(out.commands, [Command::Replicate { from: Slot::B }]);
     assert_eq!(o.active(), Slot::B);
@@ -208,9 +203,7 @@ fn verification_that_does_not_pass_with_the_old_device_down_keeps_the_new_one() 
 
 #[test]
 fn losing_mastership_mid_failover_stops_commanding_and_regaining_it_reads_the_switch() {
-    let mut o = ready();
-    o.handle(10, manual());
-    o.handle(20, Event::Drained);
+    let mut o = switching();
     let out = o.handle(21, Event::Mastership { primary: false });
     assert!(out.commands.is_empty());
     assert_eq!(o.phase(), &Phase::Following);
@@ -255,9 +248,7 @@ fn event() -> impl Strategy<Value = u8> {
 
 #[test]
 fn a_write_answered_late_is_read_back_and_no_second_write_races_it() {
-    let mut o = ready();
-    o.handle(10, manual());
-    o.handle(20, Event::Drained);
+    let mut o = switching();
     // The write times out; the read-back says it has not happened.
     o.handle(1_020, Event::Tick);
     o.handle(1_030, Event::SelectorIs(Slot::A));
