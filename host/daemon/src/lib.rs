@@ -1,3 +1,15 @@
-//! umbra run: the host daemon tying P4Runtime, replication, health checks, prediction, policies and the failover orchestrator together.
+//! umbra run: the host daemon tying P4Runtime, replication, health checks,
+//! prediction, policies and the failover orchestrator together.
+//!
+//! - [`fabric`]: the switch behind a trait (P4Runtime, in memory, chaos).
+//! - [`replication`]: drains and role swaps of the pair's replication.
+//! - [`pair`]: one task per protected pair driving its orchestrator.
+//! - [`engine`]: the per-tick decision (drift, correlation, the batched
+//!   predictor, the failover policy).
 
 #![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod fabric;
+pub mod pair;
+pub mod replication;
