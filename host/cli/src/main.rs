@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the host daemon: protect the pairs of a configuration (P4Runtime, replication, prediction, failover).
+    Run(umbra_daemon::run::RunArgs),
     /// Run Umbra's software P4 switch: umbra.p4 on real interfaces, served over P4Runtime.
     Switch(umbra_switch::SwitchOptions),
     /// Run a device agent serving umbra.device.v1 (state snapshot, change stream, apply, metrics).
@@ -100,6 +102,17 @@ fn main() -> ExitCode {
         let shutdown = CancellationToken::new();
         let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
         let code = match cli.command {
+            Command::Run(args) => match umbra_daemon::run::run_cmd(args, shutdown).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(umbra_daemon::run::RunError::Config(error)) => {
+                    eprintln!("umbra run: invalid configuration:\n{error}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+                Err(error) => {
+                    eprintln!("umbra run: {}", chain(&error));
+                    ExitCode::FAILURE
+                }
+            },
             Command::Switch(options) => match umbra_switch::run(options, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error @ umbra_switch::SwitchError::InvalidOptions(_)) => {

@@ -6,6 +6,7 @@
 //! - [`pair`]: one task per protected pair driving its orchestrator.
 //! - [`engine`]: the per-tick decision (drift, correlation, the batched
 //!   predictor, the failover policy).
+//! - [`run`]: `umbra run`, everything a configuration describes.
 
 #![forbid(unsafe_code)]
 
@@ -13,3 +14,4 @@ pub mod engine;
 pub mod fabric;
 pub mod pair;
 pub mod replication;
+pub mod run;

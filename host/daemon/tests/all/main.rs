@@ -5,4 +5,5 @@
 mod driver;
 mod engine;
 mod p4rt;
+mod run;
 mod support;

@@ -1,0 +1,810 @@
+//! `umbra run`: builds everything a configuration describes and runs it.
+//!
+//! One P4Runtime client per switch (pipeline pushed or adopted by cookie,
+//! mastership followed), per pair: its steering installed, a
+//! [`PairDriver`], replication by role, one telemetry task per device (the
+//! agent's Metrics stream; a lost stream makes the device unhealthy) and
+//! one task per health check; and one engine task that every tick records
+//! what telemetry arrived (by role: the active device is the model's
+//! primary), decides every pair at once and triggers the failovers the
+//! policy asks for.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use umbra_config::{Config, DeviceConfig, PairConfig, SwitchConfig};
+use umbra_model::Predictor;
+use umbra_orchestrator::{AuditRecord, Phase, Slot, Trigger};
+use umbra_p4rt::{ClientConfig, ClientEvent, Connection, P4RuntimeClient, TlsConfig};
+use umbra_predict::DetectorConfig;
+use umbra_proto::umbra::device::v1 as device;
+use umbra_replicate::{Peer, ReplicatorConfig};
+
+use crate::engine::{EngineConfig, PairDecision, PredictiveEngine, Role};
+use crate::fabric::{DevicePorts, Fabric, P4rtFabric, PairPorts, Sampling, SamplingMode};
+use crate::pair::{AuditSink, PairDriver, PairHandle, PairInput, PairSpec, PairView};
+use crate::replication::{AgentReplication, NoReplication};
+
+/// Why the daemon could not start. The configuration or the environment
+/// is at fault; each variant says which file or peer.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A file the configuration names could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The model or its manifest is unusable, or ONNX Runtime is missing.
+    #[error("the failure predictor: {0}")]
+    Model(#[from] umbra_model::Error),
+    /// The engine's configuration does not validate.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// A switch could not be reached or refused the pipeline.
+    #[error("switch {switch}: {source}")]
+    Switch {
+        /// The switch's name.
+        switch: String,
+        /// Why.
+        #[source]
+        source: umbra_p4rt::P4rtError,
+    },
+    /// A pair's steering could not be installed.
+    #[error("pair {pair}: {message}")]
+    Pair {
+        /// The pair's name.
+        pair: String,
+        /// Why.
+        message: String,
+    },
+    /// A device agent's address or credentials are unusable.
+    #[error("pair {pair}, device {device}: {message}")]
+    Agent {
+        /// The pair.
+        pair: String,
+        /// The device.
+        device: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// One metric sample of a device, on its way to the engine.
+#[derive(Debug)]
+struct Telemetry {
+    pair: usize,
+    slot: Slot,
+    metric: String,
+    at_ms: i64,
+    value: f64,
+}
+
+/// Telemetry samples queued for the engine. When the engine falls this
+/// far behind, new samples are dropped (and counted): the features carry
+/// the last value forward, so a dropped sample costs precision, not a
+/// decision.
+const TELEMETRY_QUEUE: usize = 65_536;
+
+/// A running daemon: what the management API and tests look at.
+#[derive(Clone)]
+pub struct Running {
+    /// The host's name.
+    pub host: String,
+    /// Its P4Runtime election id.
+    pub election_id: u64,
+    /// Every pair, in configuration order: name, switch, devices and the
+    /// driver's handle.
+    pub pairs: Arc<Vec<PairRuntime>>,
+}
+
+/// One pair of a running daemon.
+#[derive(Clone)]
+pub struct PairRuntime {
+    /// The pair's name.
+    pub name: String,
+    /// Its switch's name.
+    pub switch: String,
+    /// Device names by slot.
+    pub devices: [String; 2],
+    /// Inputs and view of its driver.
+    pub handle: PairHandle,
+    /// The engine's last decision.
+    pub last_decision: watch::Receiver<Option<PairDecision>>,
+    /// Replication, when on.
+    pub replication: Option<AgentReplication>,
+}
+
+impl Running {
+    /// The pair named `name`.
+    #[must_use]
+    pub fn pair(&self, name: &str) -> Option<&PairRuntime> {
+        self.pairs.iter().find(|p| p.name == name)
+    }
+
+    /// Asks pair `name` to fail over on behalf of `by`.
+    ///
+    /// # Errors
+    /// The pair does not exist, or its driver stopped.
+    pub async fn failover(&self, name: &str, by: &str) -> Result<(), String> {
+        let pair = self
+            .pair(name)
+            .ok_or_else(|| format!("no pair named {name:?}"))?;
+        pair.handle
+            .inputs
+            .send(PairInput::Trigger(Trigger::Manual { by: by.to_owned() }))
+            .await
+            .map_err(|_| "the pair's driver has stopped".to_owned())
+    }
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, DaemonError> {
+    std::fs::read(path).map_err(|source| DaemonError::Read {
+        path: path.clone(),
+        source,
+    })
+}
+
+fn read_token(path: Option<&PathBuf>) -> Result<Option<String>, DaemonError> {
+    path.map(|p| Ok(String::from_utf8_lossy(&read(p)?).trim().to_owned()))
+        .transpose()
+}
+
+/// The model shipped with Umbra.
+#[must_use]
+pub fn default_model_path() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/default/umbra-gru.onnx")
+}
+
+fn pair_ports(pair: &PairConfig) -> PairPorts {
+    let device = |d: &DeviceConfig| DevicePorts {
+        device: d.device,
+        client_leg: d.client_leg,
+        server_leg: d.server_leg,
+        monitor: d.monitor,
+    };
+    PairPorts {
+        service: pair.service,
+        client_port: pair.client_port,
+        server_port: pair.server_port,
+        devices: [device(&pair.primary), device(&pair.shadow)],
+        sampling: Sampling {
+            mode: match pair.sampling.mode {
+                umbra_config::SamplingMode::Packet => SamplingMode::Packet,
+                umbra_config::SamplingMode::Flow => SamplingMode::Flow,
+            },
+            one_in: pair.sampling.one_in,
+            truncate_bytes: pair.sampling.truncate_bytes,
+        },
+    }
+}
+
+async fn connect_switch(
+    config: &Config,
+    switch: &SwitchConfig,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<(P4rtFabric, mpsc::Receiver<ClientEvent>), DaemonError> {
+    let failed = |source| DaemonError::Switch {
+        switch: switch.name.clone(),
+        source,
+    };
+    let tls = match &switch.tls {
+        None => None,
+        Some(tls) => {
+            let mut config = TlsConfig::from_pem_files(
+                &tls.ca,
+                tls.identity
+                    .as_ref()
+                    .map(|i| (i.cert.as_path(), i.key.as_path())),
+            )
+            .map_err(failed)?;
+            config.domain_name.clone_from(&tls.server_name);
+            Some(config)
+        }
+    };
+    let client_config = ClientConfig {
+        device_id: switch.device_id,
+        election_id: u128::from(config.host.election_id),
+        tls,
+        ..ClientConfig::new(switch.address.uri())
+    };
+    let Connection {
+        client,
+        supervisor,
+        events,
+    } = P4RuntimeClient::connect(client_config)
+        .await
+        .map_err(failed)?;
+    tasks.spawn(supervisor.run(shutdown.clone()));
+    let p4info = match &switch.p4info {
+        Some(path) => {
+            let text = String::from_utf8_lossy(&read(path)?).into_owned();
+            umbra_p4info::parse_text(&text).map_err(|e| DaemonError::Pair {
+                pair: switch.name.clone(),
+                message: format!("P4Info {}: {e}", path.display()),
+            })?
+        }
+        None => umbra_p4info::umbra_p4info().clone(),
+    };
+    let device_config = match &switch.device_config {
+        Some(path) => read(path)?,
+        None => Vec::new(),
+    };
+    // The cookie names the pipeline: a switch already running it (a
+    // daemon restart, another host) keeps its tables.
+    let mut hasher = DefaultHasher::new();
+    format!("{p4info:?}").hash(&mut hasher);
+    device_config.hash(&mut hasher);
+    let cookie = hasher.finish();
+    match client.push_pipeline(p4info, device_config, cookie).await {
+        Ok(outcome) => tracing::info!(switch = %switch.name, ?outcome, "pipeline"),
+        // A backup cannot push; it adopts the pipeline for names and
+        // follows.
+        Err(umbra_p4rt::P4rtError::NotPrimary(_)) => {
+            tracing::info!(switch = %switch.name, "backup controller: following the primary host");
+        }
+        Err(source) => return Err(failed(source)),
+    }
+    Ok((P4rtFabric::new(client), events))
+}
+
+/// Health of each device of a pair, from several sources (the agent's
+/// stream, each health check); a device is healthy when every source
+/// says so. Changes go to the pair's driver.
+/// Each source's verdict on a device: (healthy, why not).
+type Verdicts = HashMap<String, (bool, String)>;
+
+#[derive(Clone)]
+struct HealthBoard {
+    // A synchronous mutex: no `.await` while it is held.
+    sources: Arc<Mutex<[Verdicts; 2]>>,
+    inputs: mpsc::Sender<PairInput>,
+}
+
+impl HealthBoard {
+    async fn report(&self, slot: Slot, source: &str, healthy: bool, reason: String) {
+        let change = {
+            let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+            let map = &mut sources[slot as usize];
+            let before = map.values().all(|(ok, _)| *ok);
+            map.insert(source.to_owned(), (healthy, reason));
+            let after = map.values().all(|(ok, _)| *ok);
+            let reason = map
+                .iter()
+                .filter(|(_, (ok, _))| !ok)
+                .map(|(source, (_, why))| format!("{source}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            (before != after).then_some((after, reason))
+        };
+        if let Some((healthy, reason)) = change {
+            let _ = self
+                .inputs
+                .send(PairInput::Health {
+                    slot,
+                    healthy,
+                    reason,
+                })
+                .await;
+        }
+    }
+}
+
+/// Follows one device's agent: its Metrics stream feeds the engine; a
+/// stream that cannot be opened or ends makes the device unhealthy until
+/// it is back.
+#[allow(clippy::too_many_arguments)]
+async fn follow_agent(
+    pair: usize,
+    slot: Slot,
+    uri: String,
+    token: Option<String>,
+    tick_ms: u64,
+    telemetry: mpsc::Sender<Telemetry>,
+    health: HealthBoard,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let stream = async {
+            let channel = tonic::transport::Endpoint::from_shared(uri.clone())
+                .map_err(|e| e.to_string())?
+                .connect_timeout(Duration::from_secs(2))
+                .connect()
+                .await
+                .map_err(|e| format!("cannot reach the agent: {e}"))?;
+            let mut client = device::device_client::DeviceClient::new(channel);
+            let mut request = tonic::Request::new(device::MetricsRequest {
+                interval_ms: u32::try_from(tick_ms).unwrap_or(u32::MAX),
+            });
+            if let Some(token) = &token {
+                let value = format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| "the token is not a valid header value".to_owned())?;
+                request.metadata_mut().insert("authorization", value);
+            }
+            client
+                .metrics(request)
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|status| format!("the agent refused the metrics stream: {status}"))
+        };
+        let reason = match tokio::select! {
+            () = shutdown.cancelled() => return,
+            stream = stream => stream,
+        } {
+            Err(reason) => reason,
+            Ok(mut stream) => {
+                health.report(slot, "agent", true, String::new()).await;
+                backoff = Duration::from_millis(100);
+                loop {
+                    let message = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        message = stream.message() => message,
+                    };
+                    match message {
+                        Ok(Some(sample)) => {
+                            let at_ms = i64::try_from(sample.timestamp_ms).unwrap_or(i64::MAX);
+                            for metric in sample
+                                .metrics
+                                .into_iter()
+                                .filter(|m| m.interface.is_empty())
+                            {
+                                let sent = telemetry.try_send(Telemetry {
+                                    pair,
+                                    slot,
+                                    metric: metric.name,
+                                    at_ms,
+                                    value: metric.value,
+                                });
+                                if sent.is_err() {
+                                    tracing::debug!(pair, "telemetry queue full: sample dropped");
+                                }
+                            }
+                        }
+                        Ok(None) => break "the agent ended the metrics stream".to_owned(),
+                        Err(status) => break format!("the metrics stream failed: {status}"),
+                    }
+                }
+            }
+        };
+        tracing::warn!(pair, %slot, %reason, "device agent lost");
+        health.report(slot, "agent", false, reason).await;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Runs one health check of a device on its interval: its latency and
+/// outcome feed the engine, three failures in a row make the device
+/// unhealthy.
+async fn follow_check(
+    pair: usize,
+    check: umbra_config::HealthCheckConfig,
+    telemetry: mpsc::Sender<Telemetry>,
+    health: HealthBoard,
+    shutdown: CancellationToken,
+) {
+    let mut failures = 0_u32;
+    let mut interval = tokio::time::interval(Duration::from_millis(check.interval_ms.max(10)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let source = format!("health check {}", check.check.name);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let result = umbra_health::run_check(&check.check).await;
+        let at_ms = now_ms();
+        let send = |metric: &str, value: f64| {
+            let _ = telemetry.try_send(Telemetry {
+                pair,
+                slot: check.device,
+                metric: metric.to_owned(),
+                at_ms,
+                value,
+            });
+        };
+        send("health-latency-ms", result.latency_ms);
+        if let Some(connected) = result.db_connected {
+            send("db-up", if connected { 1.0 } else { 0.0 });
+        }
+        if result.ok {
+            failures = 0;
+            health
+                .report(check.device, &source, true, String::new())
+                .await;
+        } else {
+            failures += 1;
+            if failures >= 3 {
+                let why = result.error.unwrap_or_else(|| "failed".into());
+                health.report(check.device, &source, false, why).await;
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Builds the predictive engine the configuration asks for.
+///
+/// # Errors
+/// An unusable model or ONNX Runtime missing; an invalid detector
+/// configuration.
+pub fn build_engine(config: &Config) -> Result<PredictiveEngine, DaemonError> {
+    let model = config.model.path.clone().unwrap_or_else(default_model_path);
+    let predictor = Predictor::load(&model)?;
+    let mut failover = config.failover.decision.clone();
+    failover.probability_threshold = config
+        .model
+        .probability_threshold
+        .unwrap_or(predictor.manifest().threshold);
+    let engine_config = EngineConfig {
+        detector: DetectorConfig::from_pairs(&[]).map_err(crate::engine::EngineError::from)?,
+        correlation: umbra_policy_logic::CorrelationConfig::default(),
+        failover,
+        drift_from_policy: false,
+        warmup_ticks: 0,
+        correlation_corroborates: false,
+    };
+    Ok(PredictiveEngine::new(engine_config, Some(predictor), None))
+}
+
+/// Starts everything `config` describes on `tasks`; returns once every
+/// switch is connected and every pair installed (or following).
+///
+/// # Errors
+/// [`DaemonError`]: a file, the model, a switch, a pair or an agent.
+pub async fn start(
+    config: &Config,
+    audit: Arc<dyn AuditSink>,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<Running, DaemonError> {
+    if config.policies.dir.is_some() {
+        // Refused rather than ignored: the operator asked for policies
+        // this version of `umbra run` would not run.
+        return Err(DaemonError::Pair {
+            pair: "*".into(),
+            message: "[policies] dir: WASM policies are not wired into `umbra run` yet; \
+                      remove it to run the built-in policies"
+                .into(),
+        });
+    }
+    let mut engine = build_engine(config)?;
+    let mut switches = HashMap::new();
+    for switch in &config.switches {
+        let (fabric, events) = connect_switch(config, switch, tasks, shutdown).await?;
+        switches.insert(switch.name.clone(), (fabric, Some(events)));
+    }
+    let (telemetry_tx, mut telemetry_rx) = mpsc::channel(TELEMETRY_QUEUE);
+    let mut pairs = Vec::new();
+    let mut decision_senders = Vec::new();
+    let mut mastership: HashMap<String, Vec<mpsc::Sender<PairInput>>> = HashMap::new();
+    for (index, pair) in config.pairs.iter().enumerate() {
+        engine.add_pair()?;
+        let (fabric, _) = &switches[&pair.switch];
+        let fabric = fabric.clone();
+        let ports = pair_ports(pair);
+        let primary = fabric.client().is_primary();
+        let active = if primary {
+            fabric
+                .install(&ports, Slot::A)
+                .await
+                .map_err(|e| DaemonError::Pair {
+                    pair: pair.name.clone(),
+                    message: e.message,
+                })?
+        } else {
+            fabric
+                .read_selector(&ports)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(Slot::A)
+        };
+        let spec = PairSpec {
+            name: pair.name.clone(),
+            device_names: [pair.primary.name.clone(), pair.shadow.name.clone()],
+            ports,
+            timeouts: pair.failover.timeouts.clone(),
+            verify_min_packets: 1,
+        };
+        let devices = [&pair.primary, &pair.shadow];
+        let mut tokens = Vec::new();
+        for device in devices {
+            tokens.push(read_token(device.token_file.as_ref())?);
+        }
+        let replication = if pair.replication.enabled {
+            let mut peers = Vec::new();
+            for (device, token) in devices.iter().zip(&tokens) {
+                let peer = Peer::connect_lazy(&device.name, &device.agent.uri(), token.as_deref())
+                    .map_err(|e| DaemonError::Agent {
+                        pair: pair.name.clone(),
+                        device: device.name.clone(),
+                        message: e.to_string(),
+                    })?;
+                peers.push(peer);
+            }
+            let peers: [Peer; 2] = peers.try_into().map_err(|_| DaemonError::Pair {
+                pair: pair.name.clone(),
+                message: "a pair has two devices".into(),
+            })?;
+            let mut replicator = ReplicatorConfig::default();
+            replicator.stream.apply_in_flight = pair.replication.apply_in_flight;
+            if let Some(anti_entropy) = &mut replicator.anti_entropy {
+                anti_entropy.interval = Duration::from_secs(pair.replication.anti_entropy_s);
+            }
+            Some(AgentReplication::start(
+                peers,
+                replicator,
+                active,
+                tasks.clone(),
+                shutdown.clone(),
+            ))
+        } else {
+            None
+        };
+        let handle = match &replication {
+            Some(replication) => {
+                let (driver, handle) = PairDriver::new(
+                    spec,
+                    active,
+                    fabric,
+                    replication.clone(),
+                    Arc::clone(&audit),
+                );
+                tasks.spawn(driver.run(shutdown.clone()));
+                handle
+            }
+            None => {
+                let (driver, handle) =
+                    PairDriver::new(spec, active, fabric, NoReplication, Arc::clone(&audit));
+                tasks.spawn(driver.run(shutdown.clone()));
+                handle
+            }
+        };
+        let board = HealthBoard {
+            sources: Arc::default(),
+            inputs: handle.inputs.clone(),
+        };
+        for ((slot, device), token) in [Slot::A, Slot::B].into_iter().zip(devices).zip(tokens) {
+            tasks.spawn(follow_agent(
+                index,
+                slot,
+                device.agent.uri(),
+                token,
+                config.host.tick_ms,
+                telemetry_tx.clone(),
+                board.clone(),
+                shutdown.clone(),
+            ));
+        }
+        for check in &pair.health_checks {
+            tasks.spawn(follow_check(
+                index,
+                check.clone(),
+                telemetry_tx.clone(),
+                board.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let _ = handle.inputs.send(PairInput::Mastership { primary }).await;
+        mastership
+            .entry(pair.switch.clone())
+            .or_default()
+            .push(handle.inputs.clone());
+        let (decision_tx, decision_rx) = watch::channel(None);
+        decision_senders.push(decision_tx);
+        pairs.push(PairRuntime {
+            name: pair.name.clone(),
+            switch: pair.switch.clone(),
+            devices: [pair.primary.name.clone(), pair.shadow.name.clone()],
+            handle,
+            last_decision: decision_rx,
+            replication,
+        });
+    }
+    // Mastership of each switch goes to every pair on it.
+    for (name, (_, events)) in &mut switches {
+        let Some(mut events) = events.take() else {
+            continue;
+        };
+        let inputs = mastership.remove(name).unwrap_or_default();
+        let (shutdown, name) = (shutdown.clone(), name.clone());
+        tasks.spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    event = events.recv() => event,
+                };
+                let primary = match event {
+                    None => return,
+                    Some(ClientEvent::MastershipChanged { primary, .. })
+                    | Some(ClientEvent::Reconnected { primary, .. }) => primary,
+                    Some(ClientEvent::Disconnected { reason }) => {
+                        tracing::warn!(switch = %name, %reason, "switch connection lost");
+                        continue;
+                    }
+                    Some(_) => continue,
+                };
+                for input in &inputs {
+                    let _ = input.send(PairInput::Mastership { primary }).await;
+                }
+            }
+        });
+    }
+    let running = Running {
+        host: config.host.name.clone(),
+        election_id: config.host.election_id,
+        pairs: Arc::new(pairs),
+    };
+    let views: Vec<watch::Receiver<PairView>> = running
+        .pairs
+        .iter()
+        .map(|p| p.handle.view.clone())
+        .collect();
+    let inputs: Vec<mpsc::Sender<PairInput>> = running
+        .pairs
+        .iter()
+        .map(|p| p.handle.inputs.clone())
+        .collect();
+    let tick = Duration::from_millis(config.host.tick_ms);
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut roles: Vec<Slot> = views.iter().map(|v| v.borrow().active).collect();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            for (pair, view) in views.iter().enumerate() {
+                let active = view.borrow().active;
+                if active != roles[pair] {
+                    // Roles swapped: what was learnt describes the other
+                    // device now.
+                    roles[pair] = active;
+                    if let Err(error) = engine.reset_pair(pair) {
+                        tracing::error!(pair, %error, "resetting the pair's engine state");
+                    }
+                }
+            }
+            while let Ok(t) = telemetry_rx.try_recv() {
+                let role = if t.slot == roles[t.pair] {
+                    Role::Primary
+                } else {
+                    Role::Shadow
+                };
+                engine.record(t.pair, role, &t.metric, t.at_ms, t.value);
+            }
+            let decisions = match engine.tick(now_ms()) {
+                Ok(decisions) => decisions,
+                Err(error) => {
+                    tracing::error!(%error, "the engine failed this tick");
+                    continue;
+                }
+            };
+            for (pair, decision) in decisions.into_iter().enumerate() {
+                let view = views[pair].borrow().clone();
+                if decision.go && view.master && view.phase == Phase::Normal {
+                    let trigger = Trigger::Policy {
+                        explanation: decision.explanation.clone(),
+                    };
+                    if inputs[pair].try_send(PairInput::Trigger(trigger)).is_err() {
+                        tracing::warn!(pair, "the pair's driver is busy: trigger dropped");
+                    }
+                }
+                decision_senders[pair].send_replace(Some(decision));
+            }
+        }
+    });
+    Ok(running)
+}
+
+/// An [`AuditSink`] that appends each record as one JSON line to `path`
+/// (created if missing, never truncated) and flushes it.
+///
+/// # Errors
+/// The file cannot be opened for appending.
+pub fn audit_file(path: &std::path::Path) -> Result<Arc<dyn AuditSink>, DaemonError> {
+    use std::io::Write as _;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| DaemonError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    let file = Mutex::new(file);
+    Ok(Arc::new(move |pair: &str, record: &AuditRecord| {
+        let line = serde_json::json!({ "pair": pair, "record": record });
+        let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(error) = writeln!(file, "{line}").and_then(|()| file.sync_data()) {
+            tracing::error!(%error, "cannot write the audit log");
+        }
+    }))
+}
+
+/// Options of `umbra run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// The configuration file (TOML; see host/config/README.md).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Only check the configuration: print every problem, or that it is
+    /// valid, and exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Why `umbra run` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration is invalid (exit code 64): every problem with
+    /// its location.
+    #[error("{0}")]
+    Config(#[from] umbra_config::ConfigError),
+    /// The daemon could not start.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
+
+/// Runs `umbra run` until `shutdown` is cancelled, then waits for the
+/// tasks to stop (at most 10 s).
+///
+/// # Errors
+/// [`RunError::Config`] before anything is started; [`RunError::Daemon`]
+/// when a part cannot start.
+pub async fn run_cmd(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunError> {
+    let config = umbra_config::load(&args.config)?;
+    if args.check {
+        println!("{}: valid", args.config.display());
+        return Ok(());
+    }
+    let audit = audit_file(&config.host.audit_log)?;
+    let tasks = TaskTracker::new();
+    let running = start(&config, audit, &tasks, &shutdown).await;
+    let running = match running {
+        Ok(running) => running,
+        Err(error) => {
+            shutdown.cancel();
+            tasks.close();
+            tasks.wait().await;
+            return Err(error.into());
+        }
+    };
+    tracing::info!(
+        host = %running.host,
+        pairs = running.pairs.len(),
+        "umbra run: protecting"
+    );
+    shutdown.cancelled().await;
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(10), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not stop within 10 s");
+    }
+    Ok(())
+}

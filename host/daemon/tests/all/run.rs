@@ -1,0 +1,143 @@
+//! `umbra run`'s start-up against real parts in process: Umbra's switch
+//! serving P4Runtime on loopback, two simulated device agents serving
+//! umbra.device.v1, the replicator between them. A manual failover goes
+//! through drain, the selector write and verification; the switch here
+//! has no dataplane, so nothing flows through the new device, the
+//! verification times out and the pair rolls back: every step in the
+//! audit file and the selector on the switch where it started.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use umbra_agent::{Agent, AgentConfig, Backend, Security, SimBackend, SimConfig};
+use umbra_daemon::run::{audit_file, start};
+use umbra_orchestrator::{Phase, Slot};
+
+use crate::support::until;
+
+async fn agent(node_id: u64, tasks: &TaskTracker, stop: &CancellationToken) -> String {
+    let sim = Arc::new(SimBackend::new(SimConfig {
+        session_rate: 200.0,
+        ..SimConfig::default()
+    }));
+    tasks.spawn(Arc::clone(&sim).drive(stop.clone()));
+    let agent = Agent::new(
+        AgentConfig {
+            node_id,
+            ..AgentConfig::default()
+        },
+        sim as Arc<dyn Backend>,
+    )
+    .expect("agent");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let security = Security {
+        allow_unauthenticated: true,
+        ..Security::default()
+    };
+    tasks.spawn(umbra_agent::serve(listener, agent, security, stop.clone()));
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_pair_fails_over_and_rolls_back_without_traffic_audited() {
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let switch = listener.local_addr().unwrap();
+    tasks.spawn(umbra_switch::serve(
+        listener,
+        umbra_switch::SwitchOptions {
+            device_id: 1,
+            ..Default::default()
+        },
+        stop.clone(),
+    ));
+    let (primary, shadow) = (agent(1, &tasks, &stop).await, agent(2, &tasks, &stop).await);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[host]
+name = "test-host"
+election-id = 10
+tick-ms = 100
+
+[failover]
+verify-timeout-ms = 700
+
+[[switch]]
+name = "s1"
+address = "{switch}"
+device-id = 1
+
+[[pair]]
+name = "web"
+switch = "s1"
+service = 1
+client-port = 1
+server-port = 2
+primary = {{ name = "primary", device = 1, client-leg = 3, server-leg = 4, monitor = 8, agent = "{primary}" }}
+shadow = {{ name = "shadow", device = 2, client-leg = 5, server-leg = 6, monitor = 7, agent = "{shadow}" }}
+"#
+    );
+    let path = dir.path().join("umbra.toml");
+    std::fs::write(&path, &text).unwrap();
+    let config = umbra_config::load(&path).expect("valid configuration");
+    let audit_path = config.host.audit_log.clone();
+    let audit = audit_file(&audit_path).unwrap();
+    let running = start(&config, audit, &tasks, &stop).await.expect("starts");
+
+    let pair = running.pair("web").expect("the pair").clone();
+    let mut view = pair.handle.view.clone();
+    until(&mut view, |v| v.master && v.phase == Phase::Normal).await;
+    // The engine decides every tick (warming up: no go yet).
+    let mut decision = pair.last_decision.clone();
+    tokio::time::timeout(Duration::from_secs(10), decision.wait_for(Option::is_some))
+        .await
+        .expect("a decision within 10 s")
+        .unwrap();
+    assert!(!decision.borrow().as_ref().unwrap().go);
+
+    running.failover("web", "test").await.unwrap();
+    until(&mut view, |v| {
+        v.phase == Phase::Normal
+            && v.last_audit
+                .as_ref()
+                .is_some_and(|r| r.from == "rolling-back")
+    })
+    .await;
+    assert_eq!(view.borrow().active, Slot::A);
+    let replication = pair.replication.as_ref().expect("replication is on");
+    let (from, status) = replication.status().expect("replicating");
+    assert_eq!(from, Slot::A);
+    assert!(
+        status.forward.acked_revision > 0,
+        "the drain committed: {status:?}"
+    );
+
+    let audit = std::fs::read_to_string(&audit_path).unwrap();
+    let phases: Vec<String> = audit
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("one JSON per line");
+            assert_eq!(value["pair"], "web");
+            value["record"]["to"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let expected = [
+        "preparing",
+        "switching",
+        "verifying",
+        "rolling-back",
+        "normal",
+    ];
+    assert!(
+        phases.windows(expected.len()).any(|w| w == expected),
+        "audit: {phases:?}"
+    );
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
