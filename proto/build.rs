@@ -14,6 +14,7 @@ const PROTO_FILES: &[&str] = &[
     "p4/v1/p4data.proto",
     "p4/v1/p4runtime.proto",
     "umbra/device/v1/device.proto",
+    "umbra/management/v1/management.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

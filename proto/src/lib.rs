@@ -1,6 +1,7 @@
 //! Umbra's gRPC protocols: P4Runtime v1 (written from the specification,
 //! wire-compatible with P4Runtime 1.6.0) and Umbra's own services
-//! (`umbra.device.v1`, the device agent).
+//! (`umbra.device.v1`, the device agent; `umbra.management.v1`, the host
+//! daemon's management API).
 //!
 //! The `.proto` sources live next to this crate (`p4/`, `google/`) and are
 //! compiled by `build.rs` with protox; the Rust code is generated into
@@ -10,7 +11,8 @@
 //! (`p4::v1::p4_runtime_client`, `p4::v1::p4_runtime_server`).
 //!
 //! Umbra's own services get their own packages under `umbra.*` here (today
-//! [`umbra::device::v1`]), compiled by the same `build.rs`.
+//! [`umbra::device::v1`] and [`umbra::management::v1`]), compiled by the
+//! same `build.rs`.
 
 #![forbid(unsafe_code)]
 
@@ -52,6 +54,17 @@ pub mod umbra {
         #[allow(missing_docs, clippy::all)]
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/umbra.device.v1.rs"));
+        }
+    }
+
+    /// The host daemon's management API (`umbra.management`).
+    pub mod management {
+        /// Management v1 (`umbra.management.v1`): the state of the protected
+        /// pairs, manual failover, policy and model reloads; the service
+        /// behind `umbra status`, `umbra failover` and `umbra policy reload`.
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/umbra.management.v1.rs"));
         }
     }
 }
