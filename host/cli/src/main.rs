@@ -31,15 +31,38 @@ enum Command {
     Replicate(umbra_replicate::ReplicateArgs),
     /// Run the switch lab (needs root): namespaces, `umbra switch`, the host client; steer, sample, fail over with one write.
     Demo(DemoArgs),
-    /// Write, build and test policies: `umbra policy new|build|test`.
+    /// Write, build and test policies: `umbra policy new|build|test`; `umbra policy reload` asks the daemon.
     #[command(subcommand)]
-    Policy(umbra_policy_cli::PolicyCommand),
+    Policy(PolicyVerb),
+    /// Show the running daemon's pairs: phase, active device, last decision and why, replication, health.
+    Status {
+        #[command(flatten)]
+        client: umbra_ops::client::ClientArgs,
+        #[command(flatten)]
+        args: umbra_ops::client::StatusArgs,
+    },
+    /// Ask the running daemon to fail a pair over to its standby now.
+    Failover {
+        #[command(flatten)]
+        client: umbra_ops::client::ClientArgs,
+        #[command(flatten)]
+        args: umbra_ops::client::FailoverArgs,
+    },
     /// Generate scenarios, train and evaluate the failure predictor, learn correlation rules: `umbra model generate|train|eval|rules`.
     #[command(subcommand)]
     Model(ModelCommand),
     /// Score detectors on benchmark data: `umbra eval nab`.
     #[command(subcommand)]
     Eval(EvalCommand),
+}
+
+/// `umbra policy ...`: authoring verbs, and reload on the running daemon.
+#[derive(Debug, Subcommand)]
+enum PolicyVerb {
+    #[command(flatten)]
+    Author(umbra_policy_cli::PolicyCommand),
+    /// Ask the running daemon to reload its policies.
+    Reload(umbra_ops::client::ClientArgs),
 }
 
 /// `umbra model ...`.
@@ -147,10 +170,19 @@ fn main() -> ExitCode {
                 }
             },
             Command::Demo(args) => demo(args, shutdown).await,
-            Command::Policy(command) => {
+            Command::Policy(PolicyVerb::Author(command)) => {
                 tokio::task::spawn_blocking(move || umbra_policy_cli::run(command))
                     .await
                     .unwrap_or(ExitCode::FAILURE)
+            }
+            Command::Policy(PolicyVerb::Reload(client)) => {
+                printed(umbra_ops::client::reload_policies(&client).await)
+            }
+            Command::Status { client, args } => {
+                printed(umbra_ops::client::status(&client, &args).await)
+            }
+            Command::Failover { client, args } => {
+                printed(umbra_ops::client::failover(&client, &args).await)
             }
             Command::Model(command) => {
                 blocking("umbra model", shutdown, move || model(command)).await
@@ -269,6 +301,20 @@ fn is_root() -> bool {
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
+/// Prints a management client's answer, or its error (exit code 1).
+fn printed(answer: anyhow::Result<String>) -> ExitCode {
+    match answer {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("umbra: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (

@@ -7,9 +7,11 @@
 //! - [`engine`]: the per-tick decision (drift, correlation, the batched
 //!   predictor, the failover policy).
 //! - [`run`]: `umbra run`, everything a configuration describes.
+//! - [`control`]: the management API's view of a running daemon.
 
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod engine;
 pub mod fabric;
 pub mod pair;

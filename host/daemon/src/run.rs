@@ -105,6 +105,8 @@ pub struct Running {
     /// Every pair, in configuration order: name, switch, devices and the
     /// driver's handle.
     pub pairs: Arc<Vec<PairRuntime>>,
+    /// The Prometheus metrics, updated every tick.
+    pub metrics: Arc<umbra_ops::Metrics>,
 }
 
 /// One pair of a running daemon.
@@ -651,11 +653,18 @@ pub async fn start(
             }
         });
     }
+    let metrics = Arc::new(umbra_ops::Metrics::new());
     let running = Running {
         host: config.host.name.clone(),
         election_id: config.host.election_id,
         pairs: Arc::new(pairs),
+        metrics: Arc::clone(&metrics),
     };
+    let names: Vec<(String, [String; 2])> = running
+        .pairs
+        .iter()
+        .map(|p| (p.name.clone(), p.devices.clone()))
+        .collect();
     let views: Vec<watch::Receiver<PairView>> = running
         .pairs
         .iter()
@@ -672,6 +681,7 @@ pub async fn start(
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut roles: Vec<Slot> = views.iter().map(|v| v.borrow().active).collect();
+        let mut failovers: Vec<u64> = vec![0; views.len()];
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -705,6 +715,26 @@ pub async fn start(
             };
             for (pair, decision) in decisions.into_iter().enumerate() {
                 let view = views[pair].borrow().clone();
+                let (name, devices) = &names[pair];
+                let gauges = metrics.pair(name);
+                gauges.set_drift_score(decision.drift_score);
+                gauges.set_correlation_score(decision.correlation_score);
+                if let Some(p) = decision.probability {
+                    gauges.set_probability(p);
+                }
+                gauges.decision();
+                gauges.set_phase(crate::control::ops_phase(&view.phase));
+                gauges.set_active_device(
+                    &devices[view.active as usize],
+                    &devices[view.active.other() as usize],
+                );
+                if view.failovers > failovers[pair] {
+                    failovers[pair] = view.failovers;
+                    gauges.failover("any");
+                    if let Some(ms) = view.last_decision_to_redirect_ms {
+                        metrics.observe_decision_to_redirect(ms / 1e3);
+                    }
+                }
                 if decision.go && view.master && view.phase == Phase::Normal {
                     let trigger = Trigger::Policy {
                         explanation: decision.explanation.clone(),
@@ -720,26 +750,20 @@ pub async fn start(
     Ok(running)
 }
 
-/// An [`AuditSink`] that appends each record as one JSON line to `path`
-/// (created if missing, never truncated) and flushes it.
+/// An [`AuditSink`] that appends each record as one JSON line
+/// (`{"host", "pair", "record"}`) to the append-only audit log at `path`.
 ///
 /// # Errors
 /// The file cannot be opened for appending.
-pub fn audit_file(path: &std::path::Path) -> Result<Arc<dyn AuditSink>, DaemonError> {
-    use std::io::Write as _;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| DaemonError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-    let file = Mutex::new(file);
+pub fn audit_file(host: &str, path: &std::path::Path) -> Result<Arc<dyn AuditSink>, DaemonError> {
+    let log = umbra_ops::AuditLog::open(path).map_err(|error| DaemonError::Read {
+        path: path.to_owned(),
+        source: std::io::Error::other(error.to_string()),
+    })?;
+    let host = host.to_owned();
     Ok(Arc::new(move |pair: &str, record: &AuditRecord| {
-        let line = serde_json::json!({ "pair": pair, "record": record });
-        let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(error) = writeln!(file, "{line}").and_then(|()| file.sync_data()) {
+        let line = serde_json::json!({ "host": host, "pair": pair, "record": record });
+        if let Err(error) = log.append(&line) {
             tracing::error!(%error, "cannot write the audit log");
         }
     }))
@@ -781,7 +805,22 @@ pub async fn run_cmd(args: RunArgs, shutdown: CancellationToken) -> Result<(), R
         println!("{}: valid", args.config.display());
         return Ok(());
     }
-    let audit = audit_file(&config.host.audit_log)?;
+    let audit = audit_file(&config.host.name, &config.host.audit_log)?;
+    let token = read_token(config.management.token_file.as_ref())?;
+    // Bound before anything starts: a taken port is a start-up error.
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Read {
+                path: PathBuf::from(addr.to_string()),
+                source,
+            })
+    };
+    let management = bind(config.management.listen).await?;
+    let metrics_listener = match config.management.metrics {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let tasks = TaskTracker::new();
     let running = start(&config, audit, &tasks, &shutdown).await;
     let running = match running {
@@ -796,8 +835,24 @@ pub async fn run_cmd(args: RunArgs, shutdown: CancellationToken) -> Result<(), R
     tracing::info!(
         host = %running.host,
         pairs = running.pairs.len(),
+        management = %config.management.listen,
         "umbra run: protecting"
     );
+    let control = Arc::new(crate::control::DaemonControl::new(running.clone()));
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(error) = umbra_ops::serve(management, control, token, stop).await {
+            tracing::error!(%error, "the management API stopped");
+        }
+    });
+    if let Some(listener) = metrics_listener {
+        let (metrics, stop) = (Arc::clone(&running.metrics), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(error) = umbra_ops::serve_metrics(listener, metrics, stop).await {
+                tracing::error!(%error, "the metrics endpoint stopped");
+            }
+        });
+    }
     shutdown.cancelled().await;
     tasks.close();
     if tokio::time::timeout(Duration::from_secs(10), tasks.wait())

@@ -86,7 +86,7 @@ shadow = {{ name = "shadow", device = 2, client-leg = 5, server-leg = 6, monitor
     std::fs::write(&path, &text).unwrap();
     let config = umbra_config::load(&path).expect("valid configuration");
     let audit_path = config.host.audit_log.clone();
-    let audit = audit_file(&audit_path).unwrap();
+    let audit = audit_file("test-host", &audit_path).unwrap();
     let running = start(&config, audit, &tasks, &stop).await.expect("starts");
 
     let pair = running.pair("web").expect("the pair").clone();
@@ -100,7 +100,38 @@ shadow = {{ name = "shadow", device = 2, client-leg = 5, server-leg = 6, monitor
         .unwrap();
     assert!(!decision.borrow().as_ref().unwrap().go);
 
-    running.failover("web", "test").await.unwrap();
+    // Through the management API, as `umbra status` / `umbra failover`.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    let control = Arc::new(umbra_daemon::control::DaemonControl::new(running.clone()));
+    tasks.spawn(umbra_ops::serve(listener, control, None, stop.clone()));
+    let client = umbra_ops::client::ClientArgs {
+        addr: format!("http://{api}"),
+        token_file: None,
+    };
+    let status = umbra_ops::client::status(
+        &client,
+        &umbra_ops::client::StatusArgs {
+            pair: None,
+            json: true,
+        },
+    )
+    .await
+    .expect("status");
+    let status: serde_json::Value = serde_json::from_str(&status).expect("JSON status");
+    assert_eq!(status["pairs"][0]["name"], "web");
+    assert_eq!(status["pairs"][0]["active_device"], "primary");
+    assert_eq!(status["pairs"][0]["p4runtime_primary"], true);
+    let started = umbra_ops::client::failover(
+        &client,
+        &umbra_ops::client::FailoverArgs {
+            pair: "web".into(),
+            reason: "test".into(),
+        },
+    )
+    .await
+    .expect("accepted");
+    assert!(started.contains("primary to shadow"), "{started}");
     until(&mut view, |v| {
         v.phase == Phase::Normal
             && v.last_audit
@@ -117,6 +148,11 @@ shadow = {{ name = "shadow", device = 2, client-leg = 5, server-leg = 6, monitor
         "the drain committed: {status:?}"
     );
 
+    let metrics = running.metrics.encode();
+    assert!(
+        metrics.contains("umbra_failure_probability") || metrics.contains("umbra_drift_score"),
+        "{metrics}"
+    );
     let audit = std::fs::read_to_string(&audit_path).unwrap();
     let phases: Vec<String> = audit
         .lines()
