@@ -258,6 +258,11 @@ impl<F: Fabric + Clone, R: Replication + Clone> PairDriver<F, R> {
             let outcome = self.machine.handle(now_ms(), event);
             if let Some(refused) = &outcome.refused {
                 tracing::info!(pair = %self.spec.name, %refused, "request refused");
+                // A refused trigger starts nothing: a later flip is not
+                // its redirect.
+                if !matches!(self.machine.phase(), Phase::Preparing { .. }) {
+                    triggered_at = None;
+                }
             }
             if passed && matches!(self.machine.phase(), Phase::Decommissioned { .. }) {
                 self.view.send_modify(|v| {
