@@ -19,7 +19,6 @@
 //! (`ORT_DYLIB_PATH`, or the `onnxruntime` wheel in `.venv`, as the tests).
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -31,10 +30,6 @@ use umbra_scenario::{METRICS, ScenarioConfig, Trace, generate_trace, metric_inde
 const PAIRS: usize = 1_000;
 const TRACES: usize = 8;
 const TICK_MS: i64 = 500;
-
-fn model_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/model/default/umbra-gru.onnx")
-}
 
 /// One protected pair as a server would hold it.
 struct Pair {
@@ -77,7 +72,8 @@ struct Engine {
 
 impl Engine {
     fn new() -> Self {
-        let predictor = Predictor::load(&model_path()).expect("load the default model");
+        let predictor =
+            Predictor::load(&umbra_model::default_model_path()).expect("load the default model");
         let config = ScenarioConfig {
             seed: 4_242,
             faulty_traces: 0,

@@ -133,7 +133,9 @@ enum Done {
     Nothing,
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch: the clock of audit records and
+/// decisions.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

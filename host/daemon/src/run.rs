@@ -28,7 +28,7 @@ use umbra_replicate::{Peer, ReplicatorConfig};
 
 use crate::engine::{EngineConfig, PairDecision, PredictiveEngine, Role};
 use crate::fabric::{DevicePorts, Fabric, P4rtFabric, PairPorts, Sampling, SamplingMode};
-use crate::pair::{AuditSink, PairDriver, PairHandle, PairInput, PairSpec, PairView};
+use crate::pair::{AuditSink, PairDriver, PairHandle, PairInput, PairSpec, PairView, now_ms};
 use crate::replication::{AgentReplication, NoReplication};
 
 /// Why the daemon could not start. The configuration or the environment
@@ -159,12 +159,6 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, DaemonError> {
 fn read_token(path: Option<&PathBuf>) -> Result<Option<String>, DaemonError> {
     path.map(|p| Ok(String::from_utf8_lossy(&read(p)?).trim().to_owned()))
         .transpose()
-}
-
-/// The model shipped with Umbra.
-#[must_use]
-pub fn default_model_path() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/default/umbra-gru.onnx")
 }
 
 fn pair_ports(pair: &PairConfig) -> PairPorts {
@@ -439,19 +433,17 @@ async fn follow_check(
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Builds the predictive engine the configuration asks for.
 ///
 /// # Errors
 /// An unusable model or ONNX Runtime missing; an invalid detector
 /// configuration.
 pub fn build_engine(config: &Config) -> Result<PredictiveEngine, DaemonError> {
-    let model = config.model.path.clone().unwrap_or_else(default_model_path);
+    let model = config
+        .model
+        .path
+        .clone()
+        .unwrap_or_else(umbra_model::default_model_path);
     let predictor = Predictor::load(&model)?;
     let mut failover = config.failover.decision.clone();
     failover.probability_threshold = config

@@ -23,6 +23,14 @@ pub use history::History;
 pub use manifest::{Device, Feature, FeatureSource, Manifest, Relation, Transform};
 pub use predictor::Predictor;
 
+/// The model shipped with Umbra (`host/model/default/umbra-gru.onnx`, its
+/// manifest beside it): what `umbra run` and `umbra model eval` use when
+/// no model is given.
+#[must_use]
+pub fn default_model_path() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("default/umbra-gru.onnx")
+}
+
 /// Errors of the model layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -24,7 +24,7 @@
 //! sit in memory.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -41,13 +41,6 @@ use umbra_scenario::{
     EvalConfig, EvalReport, Evaluator, METRICS, ScenarioConfig, Summary, Trace, TraceMeta,
     parse_duration,
 };
-
-/// Where the shipped default model lives in the source tree; `--model`
-/// defaults to it.
-#[must_use]
-pub fn default_model_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/default/umbra-gru.onnx")
-}
 
 /// Flags of `umbra model eval`.
 #[derive(Debug, Clone, clap::Args)]
@@ -541,7 +534,10 @@ impl Replay<'_> {
 /// tick differs from the model's; an unwritable JSON file.
 pub fn eval_cmd(args: &EvalArgs) -> anyhow::Result<ModelEvalReport> {
     let started = Instant::now();
-    let model = args.model.clone().unwrap_or_else(default_model_path);
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(umbra_model::default_model_path);
     let manifest = Manifest::load(&Manifest::path_for(&model))
         .with_context(|| format!("loading the manifest of {}", model.display()))?;
 

@@ -30,9 +30,10 @@ pub mod onnx {
 
 pub use cli::{TrainArgs, train_cmd};
 pub use data::{FeatureSpec, Recording};
-pub use eval::{EvalArgs, ModelEvalReport, SweepPoint, TraceUpto, default_model_path, eval_cmd};
+pub use eval::{EvalArgs, ModelEvalReport, SweepPoint, TraceUpto, eval_cmd};
 pub use model::{GruClassifier, GruWeights};
 pub use train::{EpochStats, TrainConfig, TrainReport, Trained, train};
+pub use umbra_model::default_model_path;
 
 /// Errors of the trainer.
 #[derive(Debug, thiserror::Error)]

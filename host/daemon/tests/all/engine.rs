@@ -3,7 +3,6 @@
 //! faults' failures, with an explanation, and stays quiet on a fault-free
 //! pair fed in the same ticks (one batched inference for all).
 
-use std::path::Path;
 use std::time::Duration;
 
 use umbra_daemon::engine::{EngineConfig, PredictiveEngine, Role};
@@ -13,8 +12,8 @@ use umbra_predict::DetectorConfig;
 use umbra_scenario::{Device, METRICS, ScenarioConfig, Trace, generate_trace};
 
 fn engine() -> PredictiveEngine {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/default/umbra-gru.onnx");
-    let predictor = Predictor::load(&model).expect("the default model loads");
+    let predictor =
+        Predictor::load(&umbra_model::default_model_path()).expect("the default model loads");
     let threshold = predictor.manifest().threshold;
     let config = EngineConfig {
         detector: DetectorConfig::from_pairs(&[]).expect("product defaults"),
