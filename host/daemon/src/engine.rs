@@ -77,8 +77,9 @@ struct PairState {
     detector: DriftDetector,
     history: Option<History>,
     state: FailoverState,
-    /// This tick's value of each (role, metric) the model reads.
-    latest: HashMap<(umbra_model::Device, String), f64>,
+    /// This tick's value of each column of the model's history (what was
+    /// not recorded this tick is `None`).
+    row: Vec<Option<f64>>,
 }
 
 /// Why the engine failed. The configuration or the model is at fault.
@@ -99,12 +100,18 @@ pub struct PredictiveEngine {
     policies: Option<Arc<PolicyRuntime>>,
     pairs: Vec<PairState>,
     sample: Sample,
+    /// Per role (primary, shadow): the model history's column of each
+    /// metric it reads. The same for every pair, built once.
+    columns: [HashMap<String, usize>; 2],
+    /// How many columns the model's history has.
+    width: usize,
 }
 
-fn model_device(role: Role) -> umbra_model::Device {
+/// The index of `role` in [`PredictiveEngine::columns`].
+fn role_index(role: Role) -> usize {
     match role {
-        Role::Primary => umbra_model::Device::Primary,
-        Role::Shadow => umbra_model::Device::Shadow,
+        Role::Primary => 0,
+        Role::Shadow => 1,
     }
 }
 
@@ -118,10 +125,27 @@ impl PredictiveEngine {
         predictor: Option<Predictor>,
         policies: Option<Arc<PolicyRuntime>>,
     ) -> Self {
+        let mut columns = [HashMap::new(), HashMap::new()];
+        let mut width = 0;
+        if let Some(predictor) = &predictor {
+            let metrics = History::for_manifest(predictor.manifest())
+                .metrics()
+                .to_vec();
+            width = metrics.len();
+            for (column, (device, metric)) in metrics.into_iter().enumerate() {
+                let role = match device {
+                    umbra_model::Device::Primary => 0,
+                    umbra_model::Device::Shadow => 1,
+                };
+                columns[role].insert(metric, column);
+            }
+        }
         Self {
             config,
             predictor,
             policies,
+            columns,
+            width,
             pairs: Vec::new(),
             sample: Sample {
                 device: Role::Primary,
@@ -147,7 +171,7 @@ impl PredictiveEngine {
                 .as_ref()
                 .map(|p| History::for_manifest(p.manifest())),
             state: FailoverState::default(),
-            latest: HashMap::new(),
+            row: vec![None; self.width],
         })
     }
 
@@ -182,10 +206,10 @@ impl PredictiveEngine {
             tracing::debug!(pair, metric, %error, "sample refused");
             return;
         }
-        if value.is_finite() {
-            state
-                .latest
-                .insert((model_device(role), metric.to_owned()), value);
+        if let Some(&column) = self.columns[role_index(role)].get(metric)
+            && value.is_finite()
+        {
+            state.row[column] = Some(value);
         }
     }
 
@@ -196,22 +220,15 @@ impl PredictiveEngine {
     /// [`EngineError::Model`] when inference fails (the caller decides
     /// without the predictor this tick).
     pub fn tick(&mut self, now_ms: i64) -> Result<Vec<PairDecision>, EngineError> {
-        let mut row = Vec::new();
         let mut ready = Vec::with_capacity(self.pairs.len());
         for state in &mut self.pairs {
             if let Some(history) = &mut state.history {
-                row.clear();
-                row.extend(
-                    history.metrics().iter().map(|(device, metric)| {
-                        state.latest.get(&(*device, metric.clone())).copied()
-                    }),
-                );
-                history.push(&row);
+                history.push(&state.row);
                 ready.push(history.ticks() >= history.keep());
             } else {
                 ready.push(false);
             }
-            state.latest.clear();
+            state.row.fill(None);
         }
         let mut probabilities = vec![None; self.pairs.len()];
         if let Some(predictor) = &mut self.predictor {
