@@ -42,25 +42,16 @@ async fn host(addr: SocketAddr, election_id: u128, tasks: &TaskTracker) -> Host 
     } = P4RuntimeClient::connect(config).await.expect("connect");
     let stop = CancellationToken::new();
     tasks.spawn(supervisor.run(stop.clone()));
+    let pushed = client
+        .push_pipeline(
+            umbra_p4info::umbra_p4info().clone(),
+            Vec::new(),
+            0x0b5e_55ed,
+        )
+        .await;
+    // A backup cannot push; it adopts the pipeline for names all the same.
     if client.is_primary() {
-        client
-            .push_pipeline(
-                umbra_p4info::umbra_p4info().clone(),
-                Vec::new(),
-                0x0b5e_55ed,
-            )
-            .await
-            .expect("pipeline");
-    } else {
-        // A backup adopts the pipeline for names; it cannot push.
-        client
-            .push_pipeline(
-                umbra_p4info::umbra_p4info().clone(),
-                Vec::new(),
-                0x0b5e_55ed,
-            )
-            .await
-            .ok();
+        pushed.expect("pipeline");
     }
     Host {
         fabric: P4rtFabric::new(client),

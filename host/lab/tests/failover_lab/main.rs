@@ -196,10 +196,7 @@ fn sleep(ms: u64) {
 fn the_loss_fault_shows_on_the_primary_and_is_undone() {
     let _serial = serial();
     let h = Harness::up(FailoverLabOptions::default());
-    let (primary, shadow) = (
-        h.info.primary_agent.url.clone(),
-        h.info.shadow_agent.url.clone(),
-    );
+    let (primary, shadow) = h.agent_urls();
     let _flood = h.udp_flood(400);
     sleep(500);
     let (before, ()) = h.metrics_during(&primary, || sleep(1500));
@@ -280,20 +277,12 @@ fn the_cpu_fault_shows_on_the_primary_and_is_undone() {
         cpu_fault_cores: 0.6,
         ..FailoverLabOptions::default()
     });
-    let cgroup = h
-        .info
-        .primary_agent
-        .cgroup
-        .clone()
-        .expect("the primary has a cgroup (cgroup2 must be mounted)");
+    let cgroup = h.primary_cgroup();
     assert!(
         cgroup.cpu_metric,
         "the agent cannot read the primary's CPU: {cgroup:?}"
     );
-    let (primary, shadow) = (
-        h.info.primary_agent.url.clone(),
-        h.info.shadow_agent.url.clone(),
-    );
+    let (primary, shadow) = h.agent_urls();
     let (before, ()) = h.metrics_during(&primary, || sleep(1000));
     assert!(mean_cpu(&before) < 0.05, "{}", mean_cpu(&before));
 
@@ -343,20 +332,12 @@ fn the_memory_fault_shows_on_the_primary_and_is_undone() {
         memory_fault_step_bytes: 8 << 20,
         ..FailoverLabOptions::default()
     });
-    let cgroup = h
-        .info
-        .primary_agent
-        .cgroup
-        .clone()
-        .expect("the primary has a cgroup (cgroup2 must be mounted)");
+    let cgroup = h.primary_cgroup();
     assert!(
         cgroup.memory_limit,
         "no memory controller for the primary: {cgroup:?}"
     );
-    let (primary, shadow) = (
-        h.info.primary_agent.url.clone(),
-        h.info.shadow_agent.url.clone(),
-    );
+    let (primary, shadow) = h.agent_urls();
     let agent_before = h.metrics_now(&primary).memory_used_bytes;
     let lab_before = h.lab.device_memory_bytes(Device::Primary).expect("memory");
 
@@ -418,10 +399,7 @@ fn the_conntrack_fault_shows_on_the_primary_and_is_undone() {
         conntrack_fault_entries: Some(ENTRIES),
         ..FailoverLabOptions::default()
     });
-    let (primary, shadow) = (
-        h.info.primary_agent.url.clone(),
-        h.info.shadow_agent.url.clone(),
-    );
+    let (primary, shadow) = h.agent_urls();
     let count = |url: &str| h.metrics_now(url).conntrack_count;
     let (primary_before, shadow_before) = (count(&primary), count(&shadow));
     let fault = h
@@ -459,10 +437,7 @@ fn the_conntrack_fault_shows_on_the_primary_and_is_undone() {
 fn the_hard_failure_stops_forwarding_through_the_primary_until_undone() {
     let _serial = serial();
     let h = Harness::up(FailoverLabOptions::default());
-    let (primary, shadow) = (
-        h.info.primary_agent.url.clone(),
-        h.info.shadow_agent.url.clone(),
-    );
+    let (primary, shadow) = h.agent_urls();
     assert!(
         h.can_connect(Duration::from_secs(3)),
         "no path through the primary"

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
-use umbra_lab::failover_lab::{FailoverLab, FailoverLabOptions, LabInfo};
-use umbra_p4rt::{
-    Atomicity, ClientConfig, CloneSession, Connection, P4RuntimeClient, TableEntry, Update,
-};
+use umbra_daemon::fabric::{DevicePorts, Fabric, P4rtFabric, PairPorts, Sampling, SamplingMode};
+use umbra_lab::failover_lab::{CgroupInfo, FailoverLab, FailoverLabOptions, LabInfo};
+use umbra_orchestrator::Slot;
+use umbra_p4rt::{ClientConfig, Connection, P4RuntimeClient};
 use umbra_proto::umbra::device::v1::device_client::DeviceClient;
 use umbra_proto::umbra::device::v1::{HealthRequest, MetricsRequest, MetricsSample, ServingStatus};
 use umbra_replicate::{Peer, Replicator, ReplicatorConfig, ReplicatorHandle, StreamConfig};
@@ -24,8 +24,6 @@ pub const PRIMARY: u8 = 1;
 pub const SHADOW: u8 = 2;
 /// The protected service.
 pub const SERVICE: u16 = 1;
-/// Clone session towards the standby's monitor leg.
-pub const MIRROR_SESSION: u32 = 100;
 /// Longest any single wait of a test may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -57,7 +55,9 @@ pub struct Harness {
     pub lab: FailoverLab,
     pub info: LabInfo,
     pub runtime: Runtime,
-    pub p4rt: P4RuntimeClient,
+    /// The switch, programmed as the daemon does.
+    pub fabric: P4rtFabric,
+    ports: PairPorts,
     stop: CancellationToken,
 }
 
@@ -75,7 +75,7 @@ impl Harness {
             .build()
             .expect("runtime");
         let stop = CancellationToken::new();
-        let p4rt = runtime.block_on(async {
+        let (fabric, ports) = runtime.block_on(async {
             let Connection {
                 client, supervisor, ..
             } = P4RuntimeClient::connect(ClientConfig {
@@ -93,23 +93,46 @@ impl Harness {
                 )
                 .await
                 .expect("push the pipeline");
-            program_switch(&client, &info).await;
-            client
+            let fabric = P4rtFabric::new(client);
+            let ports = pair_ports(&info);
+            fabric
+                .install(&ports, Slot::A)
+                .await
+                .expect("program the switch");
+            (fabric, ports)
         });
         Harness {
             lab,
             info,
             runtime,
-            p4rt,
+            fabric,
+            ports,
             stop,
         }
     }
 
+    /// The agents' URLs: (primary, shadow).
+    pub fn agent_urls(&self) -> (String, String) {
+        (
+            self.info.primary_agent.url.clone(),
+            self.info.shadow_agent.url.clone(),
+        )
+    }
+
+    /// The primary's cgroup, which the CPU and memory faults need.
+    pub fn primary_cgroup(&self) -> CgroupInfo {
+        self.info
+            .primary_agent
+            .cgroup
+            .clone()
+            .expect("the primary has a cgroup (cgroup2 must be mounted)")
+    }
+
     /// Moves the service to `device` with one P4Runtime write.
     pub fn select(&self, device: u8) {
-        let entry = selector(&self.p4rt, device);
+        let slot = self.ports.slot_of(device).expect("a device of the pair");
         self.runtime
-            .block_on(self.p4rt.modify(entry))
+            .block_on(self.fabric.flip(&self.ports, slot))
             .expect("the selector write");
     }
 
@@ -195,14 +218,19 @@ impl Harness {
         Replication { handle, stop }
     }
 
-    /// A listener on the server and a connection to it from the client.
-    pub fn connect(&self, read_timeout: Duration) -> (TcpStream, TcpStream) {
+    /// A listener on the server's address, on a free port.
+    fn server_listener(&self) -> TcpListener {
         let server_addr = SocketAddr::new(IpAddr::V4(self.info.addresses.server), 0);
-        let listener = VethLab::run_in(&self.info.namespaces.server, || {
+        VethLab::run_in(&self.info.namespaces.server, || {
             TcpListener::bind(server_addr)
         })
         .expect("server namespace")
-        .expect("listen on the server");
+        .expect("listen on the server")
+    }
+
+    /// A listener on the server and a connection to it from the client.
+    pub fn connect(&self, read_timeout: Duration) -> (TcpStream, TcpStream) {
+        let listener = self.server_listener();
         let addr = listener.local_addr().expect("listener address");
         let client = VethLab::run_in(&self.info.namespaces.client, || {
             TcpStream::connect_timeout(&addr, Duration::from_secs(5))
@@ -223,12 +251,7 @@ impl Harness {
     /// Whether a new TCP connection client → server gets through within
     /// `timeout`.
     pub fn can_connect(&self, timeout: Duration) -> bool {
-        let server_addr = SocketAddr::new(IpAddr::V4(self.info.addresses.server), 0);
-        let listener = VethLab::run_in(&self.info.namespaces.server, || {
-            TcpListener::bind(server_addr)
-        })
-        .expect("server namespace")
-        .expect("listen on the server");
+        let listener = self.server_listener();
         let addr = listener.local_addr().expect("listener address");
         VethLab::run_in(&self.info.namespaces.client, || {
             TcpStream::connect_timeout(&addr, timeout).is_ok()
@@ -319,103 +342,37 @@ impl Drop for Replication {
     }
 }
 
-/// What the host daemon installs: the client and server ports belong to
-/// the service, the devices' legs lead back to the hosts, each device's
-/// legs in the port map, the selector on the primary, and 1-in-10
-/// sampling of service traffic to the standby's (the shadow's) monitor leg.
-async fn program_switch(client: &P4RuntimeClient, info: &LabInfo) {
+/// What the host daemon installs, as the daemon's own fabric installs
+/// it: the client and server ports belong to the service, the devices'
+/// legs lead back to the hosts, each device's legs in the port map, the
+/// selector on the primary, and 1-in-10 sampling of service traffic to the
+/// standby's (the shadow's) monitor leg, cut to 64 bytes.
+fn pair_ports(info: &LabInfo) -> PairPorts {
     let ports = &info.ports;
-    let schema = client.schema().expect("schema");
-    let mut entries = Vec::new();
-    for (port, direction) in [(ports.client, 0u8), (ports.server, 1u8)] {
-        entries.push(
-            schema
-                .table("UmbraIngress.port_classify")
-                .exact("ingress_port", port)
-                .action("UmbraIngress.set_service")
-                .param("service_id", SERVICE)
-                .param("direction", direction)
-                .build()
-                .expect("entry"),
-        );
-        entries.push(
-            schema
-                .table("UmbraIngress.mirror_sampling")
-                .exact("ingress_port", port)
-                .action("UmbraIngress.sample_per_packet")
-                .param("one_in_n", 10u32)
-                .param("session", MIRROR_SESSION)
-                .build()
-                .expect("entry"),
-        );
+    PairPorts {
+        service: SERVICE,
+        client_port: ports.client,
+        server_port: ports.server,
+        devices: [
+            DevicePorts {
+                device: PRIMARY,
+                client_leg: ports.primary_client_leg,
+                server_leg: ports.primary_server_leg,
+                monitor: ports.primary_monitor,
+            },
+            DevicePorts {
+                device: SHADOW,
+                client_leg: ports.shadow_client_leg,
+                server_leg: ports.shadow_server_leg,
+                monitor: ports.shadow_monitor,
+            },
+        ],
+        sampling: Sampling {
+            mode: SamplingMode::Packet,
+            one_in: 10,
+            truncate_bytes: 64,
+        },
     }
-    for (leg, towards) in [
-        (ports.primary_client_leg, ports.client),
-        (ports.primary_server_leg, ports.server),
-        (ports.shadow_client_leg, ports.client),
-        (ports.shadow_server_leg, ports.server),
-    ] {
-        entries.push(
-            schema
-                .table("UmbraIngress.port_classify")
-                .exact("ingress_port", leg)
-                .action("UmbraIngress.forward_to_port")
-                .param("port", towards)
-                .build()
-                .expect("entry"),
-        );
-    }
-    for (device, client_leg, server_leg) in [
-        (PRIMARY, ports.primary_client_leg, ports.primary_server_leg),
-        (SHADOW, ports.shadow_client_leg, ports.shadow_server_leg),
-    ] {
-        for (direction, leg) in [(0u8, client_leg), (1u8, server_leg)] {
-            entries.push(
-                schema
-                    .table("UmbraIngress.device_portmap")
-                    .exact("device", device)
-                    .exact("direction", direction)
-                    .action("UmbraIngress.steer_to_port")
-                    .param("port", leg)
-                    .build()
-                    .expect("entry"),
-            );
-        }
-    }
-    entries.push(selector(client, PRIMARY));
-    entries.push(
-        schema
-            .table("UmbraEgress.mirror_truncate")
-            .exact("egress_port", ports.shadow_monitor)
-            .action("UmbraEgress.truncate_mirror")
-            .param("length", 64u32)
-            .build()
-            .expect("entry"),
-    );
-    let mut updates = vec![Update::InsertCloneSession(
-        CloneSession::builder(MIRROR_SESSION)
-            .replica(u32::from(ports.shadow_monitor), 0)
-            .build()
-            .expect("clone session"),
-    )];
-    updates.extend(entries.into_iter().map(Update::InsertEntry));
-    client
-        .write(updates, Atomicity::RollbackOnError)
-        .await
-        .expect("program the switch");
-}
-
-/// The one entry a failover rewrites.
-fn selector(client: &P4RuntimeClient, device: u8) -> TableEntry {
-    client
-        .schema()
-        .expect("schema")
-        .table("UmbraIngress.service_selector")
-        .exact("service_id", SERVICE)
-        .action("UmbraIngress.set_active_device")
-        .param("device", device)
-        .build()
-        .expect("selector entry")
 }
 
 /// Sends `message` each way and checks it arrives intact.
