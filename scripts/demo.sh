@@ -5,5 +5,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-UMBRA_SKIP_PYTHON=1 bash scripts/install-deps.sh
+# The predictor loads ONNX Runtime from the onnxruntime wheel in .venv.
+bash scripts/install-deps.sh
 exec cargo run --release -p umbra-cli -- demo "$@"

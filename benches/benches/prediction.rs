@@ -22,22 +22,19 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use umbra_benches::replay::Replay;
 use umbra_model::{Device, FeatureSource, History, Predictor};
 use umbra_policy_logic::{CorrelationConfig, correlation};
 use umbra_predict::{DetectorConfig, DriftDetector, Sample};
-use umbra_scenario::{METRICS, ScenarioConfig, Trace, generate_trace, metric_index};
+use umbra_scenario::{METRICS, metric_index};
 
 const PAIRS: usize = 1_000;
 const TRACES: usize = 8;
-const TICK_MS: i64 = 500;
 
 /// One protected pair as a server would hold it.
 struct Pair {
     detector: DriftDetector,
     history: History,
-    /// The trace it replays and where it started in it.
-    trace: usize,
-    offset: usize,
 }
 
 /// Where each history metric is in a trace: (device, index in `METRICS`).
@@ -58,7 +55,7 @@ fn history_columns(history: &History) -> Vec<(umbra_scenario::Device, usize)> {
 }
 
 struct Engine {
-    traces: Vec<Trace>,
+    replay: Replay,
     pairs: Vec<Pair>,
     predictor: Predictor,
     columns: Vec<(umbra_scenario::Device, usize)>,
@@ -74,28 +71,16 @@ impl Engine {
     fn new() -> Self {
         let predictor =
             Predictor::load(&umbra_model::default_model_path()).expect("load the default model");
-        let config = ScenarioConfig {
-            seed: 4_242,
-            faulty_traces: 0,
-            fault_free_traces: TRACES,
-            trace_duration: Duration::from_secs(3 * 3600),
-            ..ScenarioConfig::default()
-        };
-        let traces: Vec<Trace> = (0..TRACES)
-            .map(|i| generate_trace(&config, i).expect("generate a trace"))
-            .collect();
         let detector = DetectorConfig::from_pairs(&[]).expect("product defaults");
         let pairs: Vec<Pair> = (0..PAIRS)
-            .map(|i| Pair {
+            .map(|_| Pair {
                 detector: DriftDetector::new(detector.clone()).expect("detector"),
                 history: History::for_manifest(predictor.manifest()),
-                trace: i % TRACES,
-                offset: (i / TRACES) * 37,
             })
             .collect();
         let columns = history_columns(&pairs[0].history);
         let mut engine = Self {
-            traces,
+            replay: Replay::fault_free(TRACES, 4_242),
             pairs,
             predictor,
             columns,
@@ -121,7 +106,7 @@ impl Engine {
     }
 
     fn now_ms(&self) -> i64 {
-        1_700_000_000_000 + self.tick as i64 * TICK_MS
+        Replay::now_ms(self.tick)
     }
 
     /// Records this tick's samples of every pair (no scoring).
@@ -134,8 +119,7 @@ impl Engine {
 
     fn record_pair(&mut self, p: usize, now_ms: i64) {
         let pair = &mut self.pairs[p];
-        let trace = &self.traces[pair.trace];
-        let at = (pair.offset + self.tick) % trace.len();
+        let (trace, at) = self.replay.at(p, self.tick);
         for (theirs, ours) in [
             (
                 umbra_scenario::Device::Primary,

@@ -1,1 +1,9 @@
-//! Criterion benchmarks live in `benches/benches/`.
+//! Criterion benchmarks live in `benches/benches/`; what several of them
+//! share lives here.
+//!
+//! - [`replay`]: telemetry of many protected pairs replayed from a few
+//!   generated fault-free traces.
+
+#![forbid(unsafe_code)]
+
+pub mod replay;

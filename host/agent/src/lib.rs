@@ -65,6 +65,12 @@ pub struct AgentOptions {
     /// Linux device: cgroup v2 whose CPU and memory are the device's.
     #[arg(long)]
     pub cgroup: Option<PathBuf>,
+    /// Linux device: an nftables table that is the device's own, not state to replicate (repeatable).
+    #[arg(long = "local-nft-table", value_name = "NAME")]
+    pub local_nft_tables: Vec<String>,
+    /// Linux device: conntrack entries with this mark are the device's own, not state to replicate.
+    #[arg(long, value_name = "MARK")]
+    pub local_conntrack_mark: Option<u32>,
     /// This node's id (origin of its changes); 0 picks a random one.
     #[arg(long, default_value_t = 0)]
     pub node_id: u64,
@@ -117,6 +123,8 @@ impl Default for AgentOptions {
             netns: None,
             route_tables: LinuxConfig::new("").route_tables,
             cgroup: None,
+            local_nft_tables: Vec::new(),
+            local_conntrack_mark: None,
             node_id: 0,
             token_file: None,
             tls_cert: None,
@@ -207,6 +215,8 @@ impl AgentOptions {
         Some(LinuxConfig {
             route_tables: self.route_tables.clone(),
             cgroup: self.cgroup.clone(),
+            local_nft_tables: self.local_nft_tables.clone(),
+            local_conntrack_mark: self.local_conntrack_mark,
             ..LinuxConfig::new(netns.clone())
         })
     }

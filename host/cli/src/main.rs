@@ -29,8 +29,11 @@ enum Command {
     Agent(umbra_agent::AgentOptions),
     /// Replicate device state from a primary agent to a shadow agent (or both ways), with anti-entropy.
     Replicate(umbra_replicate::ReplicateArgs),
-    /// Run the switch lab (needs root): namespaces, `umbra switch`, the host client; steer, sample, fail over with one write.
-    Demo(DemoArgs),
+    /// The whole lab with a predictive failover: a fault ramps on the primary, the daemon fails over before it fails (simulated devices without root).
+    Demo(umbra_demo::DemoArgs),
+    /// The failover lab on its own (root): `umbra lab up` (until Ctrl-C, with a configuration for `umbra run`), `umbra lab down` (remove leftovers).
+    #[command(subcommand)]
+    Lab(umbra_demo::lab_cmd::LabCommand),
     /// Write, build and test policies: `umbra policy new|build|test`; `umbra policy reload` asks the daemon.
     #[command(subcommand)]
     Policy(PolicyVerb),
@@ -76,6 +79,14 @@ enum ModelCommand {
     Rules(umbra_correlate::RulesArgs),
     /// Evaluate the predictor, the drift detector and the failover rule on held-out scenarios (event-wise).
     Eval(umbra_trainer::EvalArgs),
+    /// Ask the running daemon to reload its model (the configured path, or --path); a model that does not fit is refused and the old one keeps serving.
+    Reload {
+        #[command(flatten)]
+        client: umbra_ops::client::ClientArgs,
+        /// An .onnx file (its manifest next to it) instead of the configured one.
+        #[arg(long)]
+        path: Option<std::path::PathBuf>,
+    },
 }
 
 /// `umbra eval ...`.
@@ -83,20 +94,6 @@ enum ModelCommand {
 enum EvalCommand {
     /// Run the drift detector over NAB-format data, write its scores and score them with Umbra's NAB scorer.
     Nab(umbra_nab::NabArgs),
-}
-
-/// Options of `umbra demo`.
-#[derive(Debug, clap::Args)]
-struct DemoArgs {
-    /// ICMP probes the client sends through the switch.
-    #[arg(long, default_value_t = 1000)]
-    probes: u32,
-    /// Milliseconds between probes.
-    #[arg(long, default_value_t = 2)]
-    probe_interval_ms: u64,
-    /// Mirror one service packet in N to the shadow's monitor leg.
-    #[arg(long, default_value_t = 10)]
-    sample_one_in_n: u32,
 }
 
 /// Exit code for a usage or configuration error (BSD `EX_USAGE`).
@@ -170,6 +167,26 @@ fn main() -> ExitCode {
                 }
             },
             Command::Demo(args) => demo(args, shutdown).await,
+            Command::Lab(command) => {
+                let stop = shutdown.clone();
+                match tokio::task::spawn_blocking(move || umbra_demo::lab_cmd::run(&command, &stop))
+                    .await
+                {
+                    Ok(Ok(())) => ExitCode::SUCCESS,
+                    Ok(Err(error @ umbra_demo::DemoError::NotRoot)) => {
+                        eprintln!("umbra lab: {error}");
+                        ExitCode::from(EXIT_USAGE)
+                    }
+                    Ok(Err(error)) => {
+                        eprintln!("umbra lab: {}", chain(&error));
+                        ExitCode::FAILURE
+                    }
+                    Err(error) => {
+                        eprintln!("umbra lab: {error}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
             Command::Policy(PolicyVerb::Author(command)) => {
                 tokio::task::spawn_blocking(move || umbra_policy_cli::run(command))
                     .await
@@ -183,6 +200,9 @@ fn main() -> ExitCode {
             }
             Command::Failover { client, args } => {
                 printed(umbra_ops::client::failover(&client, &args).await)
+            }
+            Command::Model(ModelCommand::Reload { client, path }) => {
+                printed(umbra_ops::client::reload_model(&client, path).await)
             }
             Command::Model(command) => {
                 blocking("umbra model", shutdown, move || model(command)).await
@@ -220,6 +240,7 @@ fn model(command: ModelCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
+        ModelCommand::Reload { .. } => unreachable!("answered by the daemon, not run here"),
     }
 }
 
@@ -251,27 +272,34 @@ async fn blocking(
     }
 }
 
-/// Runs the switch lab and prints its report.
-async fn demo(args: DemoArgs, shutdown: CancellationToken) -> ExitCode {
-    if !is_root() {
-        eprintln!(
-            "umbra demo: the switch lab builds network namespaces and needs root; run it with sudo"
-        );
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let options = umbra_lab::switch_lab::SwitchLabOptions {
-        probes: args.probes,
-        probe_interval: std::time::Duration::from_millis(args.probe_interval_ms),
-        sample_one_in_n: args.sample_one_in_n,
-        ..Default::default()
-    };
-    match umbra_lab::switch_lab::run(options, shutdown, |line| println!("{line}")).await {
-        Ok(report) => {
-            println!("\n{}", report.summary());
-            ExitCode::SUCCESS
+/// Runs `umbra demo` on a thread of its own (it drives its own runtime)
+/// and prints its summary.
+async fn demo(args: umbra_demo::DemoArgs, shutdown: CancellationToken) -> ExitCode {
+    let stop = shutdown.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut console = umbra_demo::progress::Console::stdout();
+        umbra_demo::run(&args, &stop, &mut console)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(outcome)) => {
+            println!("\n{}", outcome.summary.text());
+            if outcome.summary.interrupted {
+                ExitCode::from(EXIT_INTERRUPTED)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Ok(Err(error @ umbra_demo::DemoError::NotRoot)) => {
+            eprintln!("umbra demo: {error}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Ok(Err(error)) => {
+            eprintln!("umbra demo: {}", chain(&error));
+            ExitCode::FAILURE
         }
         Err(error) => {
-            eprintln!("umbra demo: {}", chain(&error));
+            eprintln!("umbra demo: {error}");
             ExitCode::FAILURE
         }
     }
@@ -286,18 +314,6 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

@@ -12,6 +12,8 @@ use umbra_policy_logic::FailoverConfig;
 
 /// Default of [`HostConfig::tick_ms`].
 pub const DEFAULT_TICK_MS: u64 = 500;
+/// Default of `[host] takeover-after-ms`.
+pub const DEFAULT_TAKEOVER_AFTER_MS: u64 = 2_000;
 /// Default of [`HostConfig::audit_log`], next to the configuration file.
 pub const DEFAULT_AUDIT_LOG: &str = "umbra-audit.jsonl";
 /// Default of [`HostConfig::state_dir`], next to the configuration file.
@@ -84,6 +86,10 @@ pub struct HostConfig {
     /// `state-dir` (default `umbra-state` next to the configuration file):
     /// where replication keeps its resume points.
     pub state_dir: PathBuf,
+    /// `takeover-after-ms` (0..=600000, default 2000; 0: never): how long
+    /// a backup host waits after a switch says its primary is gone before
+    /// arbitrating above it to take over.
+    pub takeover_after_ms: u64,
 }
 
 /// `[management]` (optional table).
@@ -133,6 +139,10 @@ pub struct PoliciesConfig {
     pub dir: Option<PathBuf>,
     /// `watch` (default true): reload a policy when its file changes.
     pub watch: bool,
+    /// `deadline-ms` (1..=1000, default 5): wall-clock time one policy
+    /// evaluation may take; past it the policy is interrupted and the
+    /// built-in policy answers (a fault).
+    pub deadline_ms: u64,
 }
 
 impl Default for PoliciesConfig {
@@ -140,6 +150,7 @@ impl Default for PoliciesConfig {
         Self {
             dir: None,
             watch: true,
+            deadline_ms: 5,
         }
     }
 }

@@ -13,9 +13,10 @@ use umbra_orchestrator::{Slot, Timeouts};
 use crate::reader::{Exists, Need, Reader, Span, Spanned, TableRef};
 use crate::schema::{
     CPU_PORT, Config, DEFAULT_AUDIT_LOG, DEFAULT_CHECK_INTERVAL_MS, DEFAULT_STATE_DIR,
-    DEFAULT_TICK_MS, DeviceConfig, Endpoint, FailoverSettings, HealthCheckConfig, HostConfig,
-    MAX_PORT, ManagementConfig, ModelConfig, PairConfig, PoliciesConfig, ReplicationConfig,
-    SamplingConfig, SamplingMode, Scheme, SwitchConfig, TlsConfig, TlsIdentity,
+    DEFAULT_TAKEOVER_AFTER_MS, DEFAULT_TICK_MS, DeviceConfig, Endpoint, FailoverSettings,
+    HealthCheckConfig, HostConfig, MAX_PORT, ManagementConfig, ModelConfig, PairConfig,
+    PoliciesConfig, ReplicationConfig, SamplingConfig, SamplingMode, Scheme, SwitchConfig,
+    TlsConfig, TlsIdentity,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -27,10 +28,17 @@ const TOP_KEYS: &[&str] = &[
     "switch",
     "pair",
 ];
-const HOST_KEYS: &[&str] = &["name", "election-id", "tick-ms", "audit-log", "state-dir"];
+const HOST_KEYS: &[&str] = &[
+    "name",
+    "election-id",
+    "tick-ms",
+    "audit-log",
+    "state-dir",
+    "takeover-after-ms",
+];
 const MANAGEMENT_KEYS: &[&str] = &["listen", "metrics", "token-file"];
 const MODEL_KEYS: &[&str] = &["path", "probability-threshold"];
-const POLICIES_KEYS: &[&str] = &["dir", "watch"];
+const POLICIES_KEYS: &[&str] = &["dir", "watch", "deadline-ms"];
 const FAILOVER_KEYS: &[&str] = &[
     "hysteresis",
     "corroborated-hysteresis",
@@ -131,12 +139,14 @@ fn read_host(r: &mut Reader<'_>, root: &TableRef<'_>) -> Option<HostConfig> {
     let tick_ms = r.integer(&t, "tick-ms", Need::Optional, 50..=10_000);
     let audit_log = r.path(&t, "audit-log", Need::Optional, Exists::Anything);
     let state_dir = r.path(&t, "state-dir", Need::Optional, Exists::Anything);
+    let takeover = r.integer(&t, "takeover-after-ms", Need::Optional, 0..=600_000);
     Some(HostConfig {
         name: name?.value,
         election_id: unsigned(election_id?)?,
         tick_ms: tick_ms.map_or(Some(DEFAULT_TICK_MS), unsigned)?,
         audit_log: audit_log.map_or_else(|| r.resolve(DEFAULT_AUDIT_LOG), |p| p.value),
         state_dir: state_dir.map_or_else(|| r.resolve(DEFAULT_STATE_DIR), |p| p.value),
+        takeover_after_ms: takeover.map_or(Some(DEFAULT_TAKEOVER_AFTER_MS), unsigned)?,
     })
 }
 
@@ -236,6 +246,9 @@ fn read_policies(r: &mut Reader<'_>, root: &TableRef<'_>) -> PoliciesConfig {
         .map(|p| p.value);
     if let Some(watch) = r.boolean(&t, "watch", Need::Optional) {
         policies.watch = watch.value;
+    }
+    if let Some(deadline) = r.integer(&t, "deadline-ms", Need::Optional, 1..=1000) {
+        policies.deadline_ms = deadline.value.unsigned_abs();
     }
     policies
 }
@@ -830,7 +843,9 @@ fn read_replication(r: &mut Reader<'_>, pair: &TableRef<'_>) -> ReplicationConfi
 
 fn read_health_checks(r: &mut Reader<'_>, pair: &TableRef<'_>) -> Vec<HealthCheckConfig> {
     let mut checks = Vec::new();
-    let mut names: HashMap<String, Span> = HashMap::new();
+    // Unique per device: the same check of both devices shares its name
+    // (and so the metrics it reports, which drift compares across them).
+    let mut names: HashMap<(String, String), Span> = HashMap::new();
     let all_keys: Vec<&str> = CHECK_COMMON_KEYS
         .iter()
         .chain(CHECK_KINDS.iter().flat_map(|(_, keys)| keys.iter()))
@@ -908,16 +923,20 @@ fn read_health_checks(r: &mut Reader<'_>, pair: &TableRef<'_>) -> Vec<HealthChec
             .as_ref()
             .map_or_else(|| kind.value.clone(), |n| n.value.clone());
         let name_span = name.as_ref().map_or_else(|| t.span(), |n| n.span.clone());
-        if let Some(first) = names.get(&check_name) {
+        let device_name = device
+            .as_ref()
+            .map_or_else(String::new, |d| d.value.clone());
+        let key = (device_name.clone(), check_name.clone());
+        if let Some(first) = names.get(&key) {
             let line = r.line_col(first.start).0;
             r.problem(
                 &name_span,
                 format!(
-                    "health check name {check_name:?} is already used in this pair (line {line}); give each check a distinct `name`"
+                    "health check name {check_name:?} is already used for the {device_name} in this pair (line {line}); give each check of a device a distinct `name`"
                 ),
             );
         } else {
-            names.insert(check_name.clone(), name_span);
+            names.insert(key, name_span);
         }
         let check = CheckConfig {
             name: check_name,

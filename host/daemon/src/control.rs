@@ -1,10 +1,14 @@
 //! The management API's view of a running daemon: [`DaemonControl`]
 //! answers `umbra status` from the pairs' views and last decisions, and
-//! hands `umbra failover` to the pair's driver (its own task: the handler
-//! may be dropped when the caller gives up, the failover goes on).
+//! hands `umbra failover` to the pair's driver, `umbra policy reload` to
+//! the policy task and a reloaded model to the engine task (each its own
+//! task: the handler may be dropped when the caller gives up, the work
+//! goes on).
 
 use std::path::PathBuf;
 
+use tokio::sync::oneshot;
+use umbra_model::Predictor;
 use umbra_ops::{
     Control, Decision, DeviceHealth, FailoverRefused, HostInfo, PairStatus, PolicyReload,
     ReloadOutcome, Replication,
@@ -12,7 +16,8 @@ use umbra_ops::{
 use umbra_orchestrator::{Phase, Slot, Trigger};
 
 use crate::pair::PairInput;
-use crate::run::{PairRuntime, Running};
+use crate::policies::PolicyCommand;
+use crate::run::{EngineCommand, PairRuntime, Running};
 
 /// The orchestrator's phase as the management API names it.
 #[must_use]
@@ -65,6 +70,7 @@ fn pair_status(pair: &PairRuntime) -> PairStatus {
             correlation_score: d.correlation_score,
             probability: d.probability,
             probability_threshold: d.probability_threshold,
+            fallback: d.fallback,
         }),
         failovers_total: view.failovers,
         last_failover_at_ms: view.last_failover_at_ms,
@@ -132,20 +138,64 @@ impl Control for DaemonControl {
     }
 
     async fn reload_policies(&self) -> Vec<PolicyReload> {
-        // Said, not pretended: the daemon runs the built-in policies.
-        vec![PolicyReload {
-            kind: "all".into(),
-            source: "built-in".into(),
-            version: String::new(),
-            outcome: ReloadOutcome::Refused,
-            error: Some(
-                "WASM policies are not wired into `umbra run` yet; the built-in policies run"
-                    .into(),
-            ),
-        }]
+        let Some(policies) = &self.running.commands.policies else {
+            return vec![PolicyReload {
+                kind: "all".into(),
+                source: "builtin".into(),
+                version: String::new(),
+                // Refused so that clients print why: there is nothing to
+                // reload, and the built-in policies keep deciding.
+                outcome: ReloadOutcome::Refused,
+                error: Some(
+                    "no [policies] dir is configured: the built-in policies decide; \
+                     nothing to reload"
+                        .into(),
+                ),
+            }];
+        };
+        let refused = |error: &str| {
+            vec![PolicyReload {
+                kind: "all".into(),
+                source: String::new(),
+                version: String::new(),
+                outcome: ReloadOutcome::Refused,
+                error: Some(error.to_owned()),
+            }]
+        };
+        // The policy task does the work: if this handler is dropped, the
+        // reload still completes there.
+        let (reply, answer) = oneshot::channel();
+        if policies.try_send(PolicyCommand::Reload(reply)).is_err() {
+            return refused("the policy task is busy or stopped; try again");
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| refused("the policy task stopped before answering"))
     }
 
-    async fn reload_model(&self, _path: Option<PathBuf>) -> Result<String, String> {
-        Err("model reload is not supported by this version of `umbra run` yet; restart it with [model] path".into())
+    async fn reload_model(&self, path: Option<PathBuf>) -> Result<String, String> {
+        let path = path.unwrap_or_else(|| self.running.commands.model.clone());
+        // Loading (reading, ONNX Runtime building its session) happens
+        // here, off the engine task; dropping this handler drops a model
+        // that was never swapped in. The swap is the engine task's.
+        let load = path.clone();
+        let predictor = tokio::task::spawn_blocking(move || Predictor::load(&load))
+            .await
+            .map_err(|e| format!("loading {}: {e}", path.display()))?
+            .map_err(|e| format!("{}: {e}; the running model keeps serving", path.display()))?;
+        let (reply, answer) = oneshot::channel();
+        self.running
+            .commands
+            .engine
+            .send(EngineCommand::SwapModel {
+                predictor: Box::new(predictor),
+                path,
+                reply,
+            })
+            .await
+            .map_err(|_| "the engine has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the engine stopped before answering".to_owned())?
     }
 }

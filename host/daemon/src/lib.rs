@@ -7,6 +7,7 @@
 //! - [`engine`]: the per-tick decision (drift, correlation, the batched
 //!   predictor, the failover policy).
 //! - [`run`]: `umbra run`, everything a configuration describes.
+//! - [`policies`]: `[policies] dir`, the operator's WebAssembly policies.
 //! - [`control`]: the management API's view of a running daemon.
 
 #![forbid(unsafe_code)]
@@ -15,5 +16,6 @@ pub mod control;
 pub mod engine;
 pub mod fabric;
 pub mod pair;
+pub mod policies;
 pub mod replication;
 pub mod run;

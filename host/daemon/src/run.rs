@@ -7,7 +7,10 @@
 //! one task per health check; and one engine task that every tick records
 //! what telemetry arrived (by role: the active device is the model's
 //! primary), decides every pair at once and triggers the failovers the
-//! policy asks for.
+//! policy asks for. The engine task owns the engine: a model reload is a
+//! command sent to it ([`EngineCommand`]), answered over a oneshot. With
+//! `[policies] dir`, a policy task owns the WebAssembly policies
+//! ([`crate::policies`]): it watches the directory and answers reloads.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -15,20 +18,23 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use umbra_config::{Config, DeviceConfig, PairConfig, SwitchConfig};
-use umbra_model::Predictor;
+use umbra_model::{Manifest, Predictor};
 use umbra_orchestrator::{AuditRecord, Phase, Slot, Trigger};
 use umbra_p4rt::{ClientConfig, ClientEvent, Connection, P4RuntimeClient, TlsConfig};
+use umbra_policy_logic::FailoverConfig;
+use umbra_policy_runtime::PolicyRuntime;
 use umbra_predict::DetectorConfig;
 use umbra_proto::umbra::device::v1 as device;
 use umbra_replicate::{Peer, ReplicatorConfig};
 
-use crate::engine::{EngineConfig, PairDecision, PredictiveEngine, Role};
+use crate::engine::{EngineConfig, FailoverGroup, PairDecision, PredictiveEngine, Role};
 use crate::fabric::{DevicePorts, Fabric, P4rtFabric, PairPorts, Sampling, SamplingMode};
 use crate::pair::{AuditSink, PairDriver, PairHandle, PairInput, PairSpec, PairView, now_ms};
+use crate::policies::{GroupSpec, POLICY_COMMANDS, PolicyCommand, PolicyOptions, PolicySet};
 use crate::replication::{AgentReplication, NoReplication};
 
 /// Why the daemon could not start. The configuration or the environment
@@ -50,6 +56,14 @@ pub enum DaemonError {
     /// The engine's configuration does not validate.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    /// A policy file (or the policy directory) could not be loaded.
+    #[error("policy {path}: {message}")]
+    Policy {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// A switch could not be reached or refused the pipeline.
     #[error("switch {switch}: {source}")]
     Switch {
@@ -107,7 +121,36 @@ pub struct Running {
     pub pairs: Arc<Vec<PairRuntime>>,
     /// The Prometheus metrics, updated every tick.
     pub metrics: Arc<umbra_ops::Metrics>,
+    /// The WebAssembly policy runtimes, one per failover group (the first
+    /// also holds drift and correlation); empty without `[policies] dir`.
+    pub policies: Vec<PolicyRuntime>,
+    pub(crate) commands: Commands,
 }
+
+/// Where the management API's requests go.
+#[derive(Clone)]
+pub(crate) struct Commands {
+    /// The engine task.
+    pub(crate) engine: mpsc::Sender<EngineCommand>,
+    /// The policy task, with `[policies] dir`.
+    pub(crate) policies: Option<mpsc::Sender<PolicyCommand>>,
+    /// The model a reload without a path loads.
+    pub(crate) model: PathBuf,
+}
+
+/// What the engine task is asked to do besides ticking.
+pub(crate) enum EngineCommand {
+    /// Serve this model (loaded from `path`) if it fits the running one;
+    /// answer the model now serving, or why it was refused.
+    SwapModel {
+        predictor: Box<Predictor>,
+        path: PathBuf,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+}
+
+/// Commands queued for the engine task; it serves them between ticks.
+const ENGINE_COMMANDS: usize = 4;
 
 /// One pair of a running daemon.
 #[derive(Clone)]
@@ -384,6 +427,11 @@ async fn follow_agent(
     }
 }
 
+/// Whether `check` probes a PostgreSQL database.
+fn is_postgres(check: &umbra_health::CheckConfig) -> bool {
+    matches!(check.probe, umbra_health::Probe::Postgres { .. })
+}
+
 /// Runs one health check of a device on its interval: its latency and
 /// outcome feed the engine, three failures in a row make the device
 /// unhealthy.
@@ -398,6 +446,14 @@ async fn follow_check(
     let mut interval = tokio::time::interval(Duration::from_millis(check.interval_ms.max(10)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let source = format!("health check {}", check.check.name);
+    // The runs of the last window: (when, passed, HTTP status).
+    let window = Duration::from_millis((check.interval_ms * 10).max(1_000));
+    let mut recent: std::collections::VecDeque<(tokio::time::Instant, bool, Option<u16>)> =
+        std::collections::VecDeque::new();
+    let is_http = matches!(check.check.probe, umbra_health::Probe::Http { .. });
+    let up_metric = format!("{}-up", check.check.name);
+    // A PostgreSQL check already reports `db-up` per run.
+    let report_up = !(is_postgres(&check.check) && up_metric == "db-up");
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -405,6 +461,14 @@ async fn follow_check(
         }
         let result = umbra_health::run_check(&check.check).await;
         let at_ms = now_ms();
+        let now = tokio::time::Instant::now();
+        recent.push_back((now, result.ok, result.status));
+        while recent
+            .front()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) > window)
+        {
+            recent.pop_front();
+        }
         let send = |metric: &str, value: f64| {
             let _ = telemetry.try_send(Telemetry {
                 pair,
@@ -417,6 +481,28 @@ async fn follow_check(
         send("health-latency-ms", result.latency_ms);
         if let Some(connected) = result.db_connected {
             send("db-up", if connected { 1.0 } else { 0.0 });
+        }
+        // Over the window: the share of runs that passed (`NAME-up`) and,
+        // for HTTP, the answers per second by class, as the model's
+        // `http-2xx-rate` / `http-5xx-rate` count them.
+        let runs = recent.len() as f64;
+        if report_up {
+            send(
+                &up_metric,
+                recent.iter().filter(|r| r.1).count() as f64 / runs,
+            );
+        }
+        if is_http {
+            let seconds = window.as_secs_f64();
+            let class = |c: u16| {
+                recent
+                    .iter()
+                    .filter(|r| r.2.is_some_and(|s| s / 100 == c))
+                    .count() as f64
+                    / seconds
+            };
+            send("http-2xx-rate", class(2));
+            send("http-5xx-rate", class(5));
         }
         if result.ok {
             failures = 0;
@@ -450,39 +536,95 @@ pub fn build_engine(config: &Config) -> Result<PredictiveEngine, DaemonError> {
         .model
         .probability_threshold
         .unwrap_or(predictor.manifest().threshold);
+    // The detector aligns its samples on the daemon's tick.
+    let detector =
+        DetectorConfig::from_pairs(&[("tick-ms".into(), config.host.tick_ms.to_string())])
+            .map_err(crate::engine::EngineError::from)?;
+    let warmup_ticks = detector.features.window;
     let engine_config = EngineConfig {
-        detector: DetectorConfig::from_pairs(&[]).map_err(crate::engine::EngineError::from)?,
+        detector,
         correlation: umbra_policy_logic::CorrelationConfig::default(),
         failover,
-        drift_from_policy: false,
-        warmup_ticks: 0,
+        // An operator's drift policy, when `[policies] dir` has one,
+        // replaces the detector's scoring.
+        drift_from_policy: config.policies.dir.is_some(),
+        warmup_ticks,
         correlation_corroborates: false,
     };
     Ok(PredictiveEngine::new(engine_config, Some(predictor), None))
 }
 
 /// Starts everything `config` describes on `tasks`; returns once every
-/// switch is connected and every pair installed (or following).
+/// policy file is loaded, every switch connected and every pair installed
+/// (or following).
 ///
 /// # Errors
-/// [`DaemonError`]: a file, the model, a switch, a pair or an agent.
+/// [`DaemonError`]: a file, the model, a policy file, a switch, a pair or
+/// an agent.
 pub async fn start(
     config: &Config,
     audit: Arc<dyn AuditSink>,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<Running, DaemonError> {
-    if config.policies.dir.is_some() {
-        // Refused rather than ignored: the operator asked for policies
-        // this version of `umbra run` would not run.
-        return Err(DaemonError::Pair {
-            pair: "*".into(),
-            message: "[policies] dir: WASM policies are not wired into `umbra run` yet; \
-                      remove it to run the built-in policies"
-                .into(),
+    let mut engine = build_engine(config)?;
+    // Pairs configured alike decide in one failover group: group 0 is
+    // the engine's own configuration (`[failover]`).
+    let threshold = engine.config().failover.probability_threshold;
+    let mut groups = vec![GroupSpec {
+        config: engine.config().failover.clone(),
+        pairs: Vec::new(),
+    }];
+    let mut pair_groups = Vec::new();
+    for pair in &config.pairs {
+        let decision = FailoverConfig {
+            probability_threshold: threshold,
+            ..pair.failover.decision.clone()
+        };
+        let group = match groups.iter().position(|g| g.config == decision) {
+            Some(group) => group,
+            None => {
+                groups.push(GroupSpec {
+                    config: decision,
+                    pairs: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        groups[group].pairs.push(pair.name.clone());
+        pair_groups.push(group);
+    }
+    let policies = match &config.policies.dir {
+        None => None,
+        Some(dir) => {
+            let options = PolicyOptions {
+                dir: dir.clone(),
+                deadline: Duration::from_millis(config.policies.deadline_ms),
+                cache_dir: Some(config.host.state_dir.join("policy-cache")),
+                drift: engine.config().detector.drift.clone(),
+                correlation: engine.config().correlation.clone(),
+            };
+            Some(PolicySet::start(&options, groups.clone()).await?)
+        }
+    };
+    let runtimes = policies
+        .as_ref()
+        .map(PolicySet::runtimes)
+        .unwrap_or_default();
+    engine.set_policies(runtimes.first().cloned().map(Arc::new));
+    for (index, group) in groups.iter().enumerate().skip(1) {
+        engine.add_failover_group(FailoverGroup {
+            config: group.config.clone(),
+            policies: runtimes.get(index).cloned().map(Arc::new),
         });
     }
-    let mut engine = build_engine(config)?;
+    let policy_commands = policies.map(|set| {
+        let (tx, rx) = mpsc::channel(POLICY_COMMANDS);
+        tasks.spawn(set.run(config.policies.watch, rx, shutdown.clone()));
+        tx
+    });
+    let (engine_commands, mut engine_rx) = mpsc::channel(ENGINE_COMMANDS);
+    let threshold_configured = config.model.probability_threshold.is_some();
     let mut switches = HashMap::new();
     for switch in &config.switches {
         let (fabric, events) = connect_switch(config, switch, tasks, shutdown).await?;
@@ -493,7 +635,7 @@ pub async fn start(
     let mut decision_senders = Vec::new();
     let mut mastership: HashMap<String, Vec<mpsc::Sender<PairInput>>> = HashMap::new();
     for (index, pair) in config.pairs.iter().enumerate() {
-        engine.add_pair()?;
+        engine.add_pair_in(pair_groups[index])?;
         let (fabric, _) = &switches[&pair.switch];
         let fabric = fabric.clone();
         let ports = pair_ports(pair);
@@ -616,25 +758,79 @@ pub async fn start(
             replication,
         });
     }
-    // Mastership of each switch goes to every pair on it.
-    for (name, (_, events)) in &mut switches {
+    // Mastership of each switch goes to every pair on it. A backup host
+    // takes a switch over when its primary has been gone for
+    // `takeover-after-ms`: the switch keeps the highest election id it
+    // has seen (P4Runtime §5.3), so the backup arbitrates above it.
+    let takeover = (config.host.takeover_after_ms > 0)
+        .then(|| Duration::from_millis(config.host.takeover_after_ms));
+    let own_id = u128::from(config.host.election_id);
+    for (name, (fabric, events)) in &mut switches {
         let Some(mut events) = events.take() else {
             continue;
         };
+        let client = fabric.client().clone();
         let inputs = mastership.remove(name).unwrap_or_default();
         let (shutdown, name) = (shutdown.clone(), name.clone());
         tasks.spawn(async move {
+            // When to take over, and above which id.
+            let mut pending: Option<(tokio::time::Instant, u128)> = None;
+            let schedule = |client: &umbra_p4rt::P4RuntimeClient| {
+                (client.primary_vacant() && !client.is_primary())
+                    .then_some(takeover)
+                    .flatten()
+                    .map(|after| {
+                        let highest = client.primary_election_id().unwrap_or(0);
+                        (tokio::time::Instant::now() + after, highest)
+                    })
+            };
             loop {
+                let wake = async {
+                    match pending {
+                        Some((at, _)) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let event = tokio::select! {
                     () = shutdown.cancelled() => return,
-                    event = events.recv() => event,
+                    event = events.recv() => Some(event),
+                    () = wake => None,
+                };
+                let Some(event) = event else {
+                    let Some((_, highest)) = pending.take() else {
+                        continue;
+                    };
+                    if client.primary_vacant() && !client.is_primary() {
+                        let id = highest.saturating_add(own_id);
+                        tracing::warn!(
+                            switch = %name,
+                            election_id = id,
+                            "the switch's primary is gone: taking over"
+                        );
+                        if let Err(error) = client.rearbitrate(id).await {
+                            tracing::warn!(switch = %name, %error, "takeover arbitration failed");
+                        }
+                    }
+                    continue;
                 };
                 let primary = match event {
                     None => return,
                     Some(ClientEvent::MastershipChanged { primary, .. })
-                    | Some(ClientEvent::Reconnected { primary, .. }) => primary,
+                    | Some(ClientEvent::Reconnected { primary, .. }) => {
+                        pending = schedule(&client);
+                        if let Some((at, highest)) = pending {
+                            tracing::info!(
+                                switch = %name,
+                                highest,
+                                in_ms = at.saturating_duration_since(tokio::time::Instant::now()).as_millis(),
+                                "the switch has no primary: taking over unless it returns"
+                            );
+                        }
+                        primary
+                    }
                     Some(ClientEvent::Disconnected { reason }) => {
                         tracing::warn!(switch = %name, %reason, "switch connection lost");
+                        pending = None;
                         continue;
                     }
                     Some(_) => continue,
@@ -651,6 +847,16 @@ pub async fn start(
         election_id: config.host.election_id,
         pairs: Arc::new(pairs),
         metrics: Arc::clone(&metrics),
+        policies: runtimes,
+        commands: Commands {
+            engine: engine_commands,
+            policies: policy_commands.clone(),
+            model: config
+                .model
+                .path
+                .clone()
+                .unwrap_or_else(umbra_model::default_model_path),
+        },
     };
     let names: Vec<(String, [String; 2])> = running
         .pairs
@@ -678,6 +884,22 @@ pub async fn start(
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = interval.tick() => {}
+                Some(command) = engine_rx.recv() => {
+                    match command {
+                        EngineCommand::SwapModel { predictor, path, reply } => {
+                            let answer = swap_model(
+                                &mut engine,
+                                *predictor,
+                                &path,
+                                threshold_configured,
+                                policy_commands.as_ref(),
+                            )
+                            .await;
+                            let _ = reply.send(answer);
+                        }
+                    }
+                    continue;
+                }
             }
             for (pair, view) in views.iter().enumerate() {
                 let active = view.borrow().active;
@@ -685,7 +907,7 @@ pub async fn start(
                     // Roles swapped: what was learnt describes the other
                     // device now.
                     roles[pair] = active;
-                    if let Err(error) = engine.reset_pair(pair) {
+                    if let Err(error) = engine.reset_pair(pair, now_ms()) {
                         tracing::error!(pair, %error, "resetting the pair's engine state");
                     }
                 }
@@ -715,6 +937,9 @@ pub async fn start(
                     gauges.set_probability(p);
                 }
                 gauges.decision();
+                for kind in &decision.faults {
+                    metrics.policy_fault(kind.as_str());
+                }
                 gauges.set_phase(crate::control::ops_phase(&view.phase));
                 gauges.set_active_device(
                     &devices[view.active as usize],
@@ -740,6 +965,129 @@ pub async fn start(
         }
     });
     Ok(running)
+}
+
+/// How `new` differs from `running` in what the engine's histories and
+/// the policies rely on: window, tick, features (name, device, metric,
+/// transform, in order). Scaling, threshold, horizon and version may
+/// change.
+fn model_differences(running: &Manifest, new: &Manifest) -> Vec<String> {
+    let mut problems = Vec::new();
+    if new.window != running.window {
+        problems.push(format!(
+            "window {} ticks, the running model's is {}",
+            new.window, running.window
+        ));
+    }
+    if new.tick_ms != running.tick_ms {
+        problems.push(format!(
+            "tick {} ms, the running model's is {} ms",
+            new.tick_ms, running.tick_ms
+        ));
+    }
+    let names = |m: &Manifest| {
+        m.features
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} ({} {} {})",
+                    f.name,
+                    f.device.as_str(),
+                    f.metric,
+                    f.transform.as_str()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (theirs, ours) = (names(new), names(running));
+    if theirs != ours {
+        let added: Vec<&String> = theirs.iter().filter(|f| !ours.contains(f)).collect();
+        let missing: Vec<&String> = ours.iter().filter(|f| !theirs.contains(f)).collect();
+        let mut problem = "features differ from the running model's".to_owned();
+        if !added.is_empty() {
+            problem.push_str(&format!(
+                "; new: {}",
+                added
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !missing.is_empty() {
+            problem.push_str(&format!(
+                "; missing: {}",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if added.is_empty() && missing.is_empty() {
+            problem.push_str(" (same features in another order)");
+        }
+        problems.push(problem);
+    }
+    problems
+}
+
+/// Swaps the engine's model for `predictor` (loaded from `path`) if it
+/// fits the running one; the probability threshold follows the new
+/// manifest unless it is configured (the failover policies are told).
+async fn swap_model(
+    engine: &mut PredictiveEngine,
+    predictor: Predictor,
+    path: &std::path::Path,
+    threshold_configured: bool,
+    policies: Option<&mpsc::Sender<PolicyCommand>>,
+) -> Result<String, String> {
+    let new = predictor.manifest();
+    if let Some(running) = engine.predictor() {
+        let problems = model_differences(running.manifest(), new);
+        if !problems.is_empty() {
+            return Err(format!(
+                "{} (model {}): {}; the running model {} keeps serving",
+                path.display(),
+                new.model_version,
+                problems.join("; "),
+                running.manifest().model_version
+            ));
+        }
+    }
+    let version = new.model_version.clone();
+    let new_threshold = new.threshold;
+    let before = engine.config().failover.probability_threshold;
+    let previous = engine.set_predictor(predictor);
+    let threshold = if threshold_configured {
+        before
+    } else {
+        if new_threshold != before {
+            engine.set_probability_threshold(new_threshold);
+            if let Some(policies) = policies
+                && policies
+                    .send(PolicyCommand::ProbabilityThreshold(new_threshold))
+                    .await
+                    .is_err()
+            {
+                tracing::error!(
+                    "the policy task has stopped: the failover policy keeps its threshold"
+                );
+            }
+        }
+        new_threshold
+    };
+    tracing::info!(
+        model = %path.display(),
+        %version,
+        previous = previous.as_ref().map(|p| p.manifest().model_version.as_str()),
+        threshold,
+        "failure-prediction model reloaded"
+    );
+    Ok(format!(
+        "{version} ({}), probability threshold {threshold}",
+        path.display()
+    ))
 }
 
 /// An [`AuditSink`] that appends each record as one JSON line

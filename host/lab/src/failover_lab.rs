@@ -18,6 +18,7 @@
 //! namespaces; namespaces, cgroups and the lab's threads are removed when
 //! the lab is dropped (or [`FailoverLab::down`]).
 
+mod apps;
 mod backend;
 mod cgroup;
 pub mod fault;
@@ -36,6 +37,8 @@ use umbra_switch::SwitchOptions;
 use umbra_switch::dataplane::veth_lab::VethLab;
 
 use crate::{LabError, Result};
+use apps::DeviceApps;
+pub use apps::{APP_PORT, DB_PORT, DeviceManagement, LabManagement};
 use backend::LabBackend;
 pub use cgroup::CgroupInfo;
 use cgroup::DeviceCgroup;
@@ -238,6 +241,9 @@ pub struct LabInfo {
     pub addresses: LabAddresses,
     /// Routing tables the agents replicate.
     pub route_tables: Vec<u32>,
+    /// Each device's management link and applications (what the host's
+    /// health checks reach).
+    pub management: LabManagement,
 }
 
 /// Which device.
@@ -275,6 +281,7 @@ pub struct FailoverLab {
     stop: CancellationToken,
     server_thread: Option<JoinHandle<()>>,
     namespaces: Option<VethLab>,
+    apps: Option<DeviceApps>,
 }
 
 impl std::fmt::Debug for FailoverLab {
@@ -303,6 +310,13 @@ impl FailoverLab {
         }
         let mut lab = VethLab::new("fo");
         let namespaces = build_topology(&mut lab).map_err(LabError::Topology)?;
+        let prefix = namespaces
+            .primary
+            .strip_suffix("-primary")
+            .unwrap_or(&namespaces.primary)
+            .to_owned();
+        let management = apps::build_links(&prefix, [&namespaces.primary, &namespaces.shadow])
+            .map_err(LabError::Topology)?;
 
         let (primary_cgroup, shadow_cgroup) = if options.cgroups {
             (
@@ -323,6 +337,8 @@ impl FailoverLab {
                 route_tables: options.route_tables.clone(),
                 poll_interval: options.agent_poll_interval,
                 cgroup: cgroup.as_ref().and_then(|c| c.agent_path()),
+                local_nft_tables: vec![apps::DB_FAULT_TABLE.to_owned()],
+                local_conntrack_mark: Some(fault::LOCAL_CONNTRACK_MARK),
                 ..LinuxConfig::new(ns)
             })
             .map_err(LabError::Agent)?;
@@ -391,6 +407,7 @@ impl FailoverLab {
                 prefix_len: PREFIX_LEN,
             },
             route_tables: options.route_tables.clone(),
+            management,
         };
         tracing::info!(
             switch = %info.switch.p4runtime,
@@ -407,7 +424,16 @@ impl FailoverLab {
             http5xx: Arc::new(FaultLevel::default()),
             db: Arc::new(FaultLevel::default()),
         });
+        let apps = DeviceApps::start(
+            [&info.namespaces.primary, &info.namespaces.shadow],
+            &info.management,
+            Arc::clone(&target.http5xx),
+            Arc::clone(&target.db),
+            Arc::clone(&target.failed),
+        )
+        .map_err(LabError::Topology)?;
         Ok(FailoverLab {
+            apps: Some(apps),
             info,
             target,
             primary_agent,
@@ -472,6 +498,8 @@ impl FailoverLab {
 
     fn teardown(&mut self) {
         self.target.lab_down.store(true, Ordering::SeqCst);
+        // The applications' sockets live in the devices' namespaces.
+        self.apps.take();
         self.stop.cancel();
         if let Some(thread) = self.server_thread.take() {
             let _ = thread.join();

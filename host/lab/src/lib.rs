@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod failover_lab;
+pub mod sweep;
 pub mod switch_lab;
 
 /// Result of running a lab.

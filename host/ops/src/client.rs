@@ -288,6 +288,11 @@ fn render_pair_details(text: &mut String, pair: &PairStatus) {
                 "  drift {:.2}, correlation {:.2}, probability {probability}",
                 d.drift_score, d.correlation_score
             );
+            if d.fallback {
+                text.push_str(
+                    "  a built-in policy answered: a WebAssembly policy faulted or is quarantined\n",
+                );
+            }
         }
     }
     let last_failover = pair

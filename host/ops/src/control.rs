@@ -139,6 +139,10 @@ pub struct Decision {
     pub probability: Option<f64>,
     /// The probability above which the decision fails over.
     pub probability_threshold: f64,
+    /// Whether a built-in policy answered in place of a WebAssembly policy
+    /// that faulted or is quarantined.
+    #[serde(default)]
+    pub fallback: bool,
 }
 
 /// Replication towards the standby.

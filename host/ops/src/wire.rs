@@ -62,6 +62,7 @@ impl From<Decision> for pb::Decision {
             correlation_score: d.correlation_score,
             probability: d.probability,
             probability_threshold: d.probability_threshold,
+            fallback: d.fallback,
         }
     }
 }
@@ -130,6 +131,7 @@ fn pair_status(pair: pb::PairStatus) -> Result<PairStatus, String> {
             correlation_score: d.correlation_score,
             probability: d.probability,
             probability_threshold: d.probability_threshold,
+            fallback: d.fallback,
         }),
         failovers_total: pair.failovers_total,
         last_failover_at_ms: pair.last_failover_at_ms,

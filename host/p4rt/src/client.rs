@@ -78,6 +78,12 @@ pub(crate) struct Shared {
     link: Mutex<Link>,
     pipeline: Mutex<Option<Arc<Pipeline>>>,
     desired: Mutex<DesiredState>,
+    /// Whether the owner has said anything about the desired state (a
+    /// declaration, or a write through this client). Until then, becoming
+    /// primary adopts what the switch holds instead of reconciling it
+    /// towards an empty state: a backup host taking over must not wipe
+    /// the switch its predecessor programmed.
+    declared: std::sync::atomic::AtomicBool,
     /// Serialises writes, pipeline pushes and reconciliations, so that a
     /// reconciliation never interleaves with a write it would undo. Async:
     /// held across RPCs.
@@ -95,6 +101,11 @@ struct Link {
     shut_down: bool,
     primary: bool,
     primary_election_id: Option<u128>,
+    /// The switch said no controller is primary (the last primary left).
+    vacant: bool,
+    /// This client's election id (the configured one until
+    /// [`P4RuntimeClient::rearbitrate`]).
+    election_id: u128,
 }
 
 /// A fresh connection, arbitrated.
@@ -104,6 +115,7 @@ pub(crate) struct Established {
     pub inbound: tonic::Streaming<p4::StreamMessageResponse>,
     pub primary: bool,
     pub election_id: Option<u128>,
+    pub vacant: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,7 +172,11 @@ fn endpoint(config: &ClientConfig) -> Result<Endpoint> {
 }
 
 /// Connects, opens the StreamChannel, arbitrates and waits for the answer.
-pub(crate) async fn establish(config: &ClientConfig, endpoint: &Endpoint) -> Result<Established> {
+pub(crate) async fn establish(
+    config: &ClientConfig,
+    endpoint: &Endpoint,
+    election_id: u128,
+) -> Result<Established> {
     let channel = tokio::time::timeout(config.connect_timeout, endpoint.connect())
         .await
         .map_err(|_| P4rtError::Timeout {
@@ -184,7 +200,7 @@ pub(crate) async fn establish(config: &ClientConfig, endpoint: &Endpoint) -> Res
                     name: config.role.clone(),
                     ..p4::Role::default()
                 }),
-                election_id: Some(to_uint128(config.election_id)),
+                election_id: Some(to_uint128(election_id)),
                 status: None,
             },
         )),
@@ -232,11 +248,11 @@ pub(crate) async fn establish(config: &ClientConfig, endpoint: &Endpoint) -> Res
             what: "arbitration",
             after: config.arbitration_timeout,
         })??;
-    let (primary, election_id) = arbitration_state(&update);
+    let (primary, primary_election_id, vacant) = arbitration_state(&update);
     tracing::info!(
         address = %config.address,
         device_id = config.device_id,
-        election_id = config.election_id,
+        election_id,
         primary,
         "P4Runtime stream arbitrated"
     );
@@ -245,15 +261,23 @@ pub(crate) async fn establish(config: &ClientConfig, endpoint: &Endpoint) -> Res
         outbound,
         inbound,
         primary,
-        election_id,
+        election_id: primary_election_id,
+        vacant,
     })
 }
 
 /// Whether an arbitration update makes the receiver primary (status OK, per
-/// spec), and the election id it reports.
-pub(crate) fn arbitration_state(update: &p4::MasterArbitrationUpdate) -> (bool, Option<u128>) {
-    let primary = update.status.as_ref().is_some_and(|s| s.code == 0);
-    (primary, update.election_id.as_ref().map(from_uint128))
+/// spec), the election id it reports, and whether no controller is primary
+/// (status NOT_FOUND).
+pub(crate) fn arbitration_state(
+    update: &p4::MasterArbitrationUpdate,
+) -> (bool, Option<u128>, bool) {
+    let code = update.status.as_ref().map(|s| s.code);
+    (
+        code == Some(tonic::Code::Ok as i32),
+        update.election_id.as_ref().map(from_uint128),
+        code == Some(tonic::Code::NotFound as i32),
+    )
 }
 
 impl P4RuntimeClient {
@@ -270,7 +294,7 @@ impl P4RuntimeClient {
     pub async fn connect(config: ClientConfig) -> Result<Connection> {
         config.validate()?;
         let endpoint = endpoint(&config)?;
-        let established = establish(&config, &endpoint).await?;
+        let established = establish(&config, &endpoint, config.election_id).await?;
         let (events, events_rx) = mpsc::channel(config.event_capacity);
         let shared = Arc::new(Shared {
             endpoint,
@@ -281,9 +305,12 @@ impl P4RuntimeClient {
                 shut_down: false,
                 primary: established.primary,
                 primary_election_id: established.election_id,
+                vacant: established.vacant,
+                election_id: config.election_id,
             }),
             pipeline: Mutex::new(None),
             desired: Mutex::new(DesiredState::new()),
+            declared: std::sync::atomic::AtomicBool::new(false),
             ops: tokio::sync::Mutex::new(()),
             events,
             dropped_events: AtomicU64::new(0),
@@ -373,7 +400,60 @@ impl P4RuntimeClient {
     }
 
     fn election_id(&self) -> Option<p4::Uint128> {
-        Some(to_uint128(self.shared.config.election_id))
+        Some(to_uint128(self.current_election_id()))
+    }
+
+    /// This client's election id: the configured one, or the one of the
+    /// last [`Self::rearbitrate`].
+    #[must_use]
+    pub fn current_election_id(&self) -> u128 {
+        lock(&self.shared.link).election_id
+    }
+
+    /// Whether the switch last said that no controller is primary (the
+    /// primary went away and nobody has arbitrated as high since).
+    #[must_use]
+    pub fn primary_vacant(&self) -> bool {
+        lock(&self.shared.link).vacant
+    }
+
+    /// Arbitrates again with `election_id` (a backup taking over a switch
+    /// whose primary is gone sends one at least as high as the highest the
+    /// switch has seen). The answer arrives on the stream as a
+    /// [`ClientEvent::MastershipChanged`]; writes carry the new id from
+    /// now on, and so does every reconnection.
+    ///
+    /// # Errors
+    /// [`P4rtError::Disconnected`] when there is no stream (the id is kept
+    /// and used when the supervisor reconnects).
+    pub async fn rearbitrate(&self, election_id: u128) -> Result<()> {
+        let outbound = {
+            let mut link = lock(&self.shared.link);
+            link.election_id = election_id;
+            link.outbound.clone()
+        };
+        let config = &self.shared.config;
+        let request = p4::StreamMessageRequest {
+            update: Some(p4::stream_message_request::Update::Arbitration(
+                p4::MasterArbitrationUpdate {
+                    device_id: config.device_id,
+                    role: (!config.role.is_empty()).then(|| p4::Role {
+                        name: config.role.clone(),
+                        ..p4::Role::default()
+                    }),
+                    election_id: Some(to_uint128(election_id)),
+                    status: None,
+                },
+            )),
+        };
+        tracing::info!(election_id, "P4Runtime: arbitrating again");
+        match outbound {
+            Some(outbound) => outbound
+                .send(request)
+                .await
+                .map_err(|_| P4rtError::Disconnected),
+            None => Err(P4rtError::Disconnected),
+        }
     }
 
     // ------------------------------------------------------------ pipeline
@@ -382,9 +462,10 @@ impl P4RuntimeClient {
     /// asks for the switch's cookie first (COOKIE_ONLY) and skips the push
     /// when it matches, else pushes with VERIFY_AND_COMMIT (which empties
     /// the tables: call [`reconcile`](Self::reconcile) to install the
-    /// desired state again). Either way the pipeline becomes the client's:
-    /// names resolve through `p4info`, and after a switch restart it is
-    /// pushed again.
+    /// desired state again). Either way the pipeline becomes the client's
+    /// (also when a backup is refused the push): names resolve through
+    /// `p4info`, and after a switch restart, or on becoming primary, it is
+    /// pushed again if the switch's differs.
     ///
     /// # Errors
     ///
@@ -404,9 +485,13 @@ impl P4RuntimeClient {
             cookie,
         });
         let _ops = self.shared.ops.lock().await;
-        let outcome = self.ensure_pipeline(&pipeline).await?;
-        *lock(&self.shared.pipeline) = Some(pipeline);
-        Ok(outcome)
+        let outcome = self.ensure_pipeline(&pipeline).await;
+        // A backup may not push, but reads with these names and pushes
+        // them if it becomes primary.
+        if matches!(outcome, Ok(_) | Err(P4rtError::NotPrimary(_))) {
+            *lock(&self.shared.pipeline) = Some(pipeline);
+        }
+        outcome
     }
 
     /// The switch's pipeline cookie, `None` when it has no pipeline.
@@ -513,6 +598,7 @@ impl P4RuntimeClient {
         }
         let _ops = self.shared.ops.lock().await;
         let result = self.send_updates(encoded, atomicity).await;
+        self.mark_declared();
         let mut desired = lock(&self.shared.desired);
         match &result {
             Ok(()) => updates.iter().for_each(|u| desired.apply(u)),
@@ -1037,28 +1123,41 @@ impl P4RuntimeClient {
     /// Replaces the desired state wholesale; call
     /// [`reconcile`](Self::reconcile) to apply it.
     pub fn replace_desired_state(&self, desired: DesiredState) {
+        self.mark_declared();
         *lock(&self.shared.desired) = desired;
+    }
+
+    /// Records `entry`, read from the switch, as desired, without
+    /// declaring anything else: a client that has declared nothing yet
+    /// still adopts all the switch holds when it becomes primary, while a
+    /// reconcile after a reconnection keeps this entry as read.
+    pub fn note_installed_entry(&self, entry: TableEntry) {
+        lock(&self.shared.desired).insert_entry(entry);
     }
 
     /// Declares `entry` desired (applied at the next reconciliation).
     pub fn set_desired_entry(&self, entry: TableEntry) {
+        self.mark_declared();
         lock(&self.shared.desired).insert_entry(entry);
     }
 
     /// Withdraws the entry of `key` from the desired state; returns whether
     /// it was there.
     pub fn remove_desired_entry(&self, key: &EntryKey) -> bool {
+        self.mark_declared();
         lock(&self.shared.desired).remove_entry(key).is_some()
     }
 
     /// Declares a default action desired.
     pub fn set_desired_default_action(&self, default: DefaultAction) {
+        self.mark_declared();
         lock(&self.shared.desired).set_default_action(default);
     }
 
     /// Withdraws the default action of `table` (fully qualified name): the
     /// table goes back to its initial default action.
     pub fn remove_desired_default_action(&self, table: &str) -> bool {
+        self.mark_declared();
         lock(&self.shared.desired)
             .remove_default_action(table)
             .is_some()
@@ -1066,11 +1165,13 @@ impl P4RuntimeClient {
 
     /// Declares a clone session desired.
     pub fn set_desired_clone_session(&self, session: CloneSession) {
+        self.mark_declared();
         lock(&self.shared.desired).insert_clone_session(session);
     }
 
     /// Withdraws clone session `session_id` from the desired state.
     pub fn remove_desired_clone_session(&self, session_id: u32) -> bool {
+        self.mark_declared();
         lock(&self.shared.desired)
             .remove_clone_session(session_id)
             .is_some()
@@ -1089,10 +1190,44 @@ impl P4RuntimeClient {
         self.reconcile_locked().await
     }
 
+    fn mark_declared(&self) {
+        self.shared
+            .declared
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     async fn reconcile_locked(&self) -> Result<ReconcileReport> {
         let pipeline = self.pipeline()?;
         let schema = &pipeline.schema;
         let installed = self.read_installed(schema).await?;
+        if !self
+            .shared
+            .declared
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // Nothing declared: what the switch holds is the desired state.
+            let mut adopted = DesiredState::new();
+            for entry in &installed.entries {
+                adopted.insert_entry(entry.clone());
+            }
+            for (table, action) in installed.default_actions.iter().flatten() {
+                adopted.set_default_action(DefaultAction {
+                    table: table.clone(),
+                    action: action.clone(),
+                });
+            }
+            for session in &installed.clone_sessions {
+                adopted.insert_clone_session(session.clone());
+            }
+            tracing::info!(
+                entries = installed.entries.len(),
+                clone_sessions = installed.clone_sessions.len(),
+                "nothing declared yet: the switch's entries adopted as the desired state"
+            );
+            *lock(&self.shared.desired) = adopted;
+            self.mark_declared();
+            return Ok(ReconcileReport::default());
+        }
         let desired = self.desired_state();
         let plan = reconcile::plan(schema, &desired, &installed)?;
         if !plan.updates.is_empty() {
@@ -1187,6 +1322,7 @@ impl P4RuntimeClient {
             inbound,
             primary,
             election_id,
+            vacant,
         } = established;
         // Held until synchronised, so that no write reaches a switch that
         // has no pipeline yet.
@@ -1201,6 +1337,7 @@ impl P4RuntimeClient {
             link.connected = true;
             link.primary = primary;
             link.primary_election_id = election_id;
+            link.vacant = vacant;
         }
         let sync = if primary {
             self.sync_locked().await
@@ -1222,15 +1359,19 @@ impl P4RuntimeClient {
         &self,
         update: &p4::MasterArbitrationUpdate,
     ) -> (Option<ClientEvent>, bool) {
-        let (primary, election_id) = arbitration_state(update);
+        let (primary, election_id, vacant) = arbitration_state(update);
         let mut link = lock(&self.shared.link);
-        let changed = link.primary != primary || link.primary_election_id != election_id;
+        let changed = link.primary != primary
+            || link.primary_election_id != election_id
+            || link.vacant != vacant;
         let became_primary = primary && !link.primary;
         link.primary = primary;
         link.primary_election_id = election_id;
+        link.vacant = vacant;
         let event = changed.then_some(ClientEvent::MastershipChanged {
             primary,
             election_id,
+            vacant,
         });
         (event, became_primary)
     }
@@ -1379,7 +1520,7 @@ mod tests {
             status: Some(rpc::Status::default()),
             ..p4::MasterArbitrationUpdate::default()
         };
-        assert_eq!(arbitration_state(&update), (true, Some(id)));
+        assert_eq!(arbitration_state(&update), (true, Some(id), false));
         let backup = p4::MasterArbitrationUpdate {
             status: Some(rpc::Status {
                 code: tonic::Code::AlreadyExists as i32,

@@ -29,6 +29,9 @@ pub enum ClientEvent {
         /// Election id of the primary as the switch reports it (the highest
         /// seen when there is no primary); `None` if it reported none.
         election_id: Option<u128>,
+        /// No controller is primary: the primary went away (a backup may
+        /// take over by arbitrating at least as high as `election_id`).
+        vacant: bool,
     },
     /// The switch reported an error on the stream (a packet-out it could
     /// not send, for instance).

@@ -86,7 +86,8 @@ impl StreamSupervisor {
                     () = shutdown.cancelled() => None,
                     attempt = async {
                         tokio::time::sleep(delay).await;
-                        let established = establish(client.config(), client.endpoint()).await?;
+                        let established = establish(client.config(), client.endpoint(), client.current_election_id())
+                                .await?;
                         client.adopt(established).await
                     } => Some(attempt),
                 };

@@ -2,8 +2,9 @@
 //! path), swapping, shadow mode, and the decisions themselves.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use umbra_policy_logic as logic;
 
 use crate::engine::PolicyEngine;
@@ -123,7 +124,13 @@ pub struct PolicyRuntime {
 
 struct Inner {
     engine: PolicyEngine,
-    config: RuntimeConfig,
+    /// Replaced as a whole by [`PolicyRuntime::set_config`]; read once per
+    /// load.
+    config: ArcSwap<RuntimeConfig>,
+    /// Serialises [`PolicyRuntime::set_config`] (a synchronous mutex: no
+    /// `.await` under it), so that two changes of different kinds do not
+    /// lose one another.
+    reconfigure: Mutex<()>,
     drift: Slot<Drift>,
     correlation: Slot<Correlation>,
     failover: Slot<Failover>,
@@ -178,7 +185,8 @@ impl PolicyRuntime {
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
-                config,
+                config: ArcSwap::from_pointee(config),
+                reconfigure: Mutex::new(()),
                 drift,
                 correlation,
                 failover,
@@ -191,9 +199,51 @@ impl PolicyRuntime {
         &self.inner.engine
     }
 
-    /// The runtime's settings.
-    pub fn config(&self) -> &RuntimeConfig {
-        &self.inner.config
+    /// The runtime's settings (as last changed by
+    /// [`PolicyRuntime::set_config`]).
+    pub fn config(&self) -> Arc<RuntimeConfig> {
+        self.inner.config.load_full()
+    }
+
+    /// Replaces the configuration policies of `kind` are given when they
+    /// load without their own (the watcher's loads included), and that of
+    /// the kind's native fallback unless the settings give the fallback
+    /// its own. The active policy keeps the configuration it was loaded
+    /// with until it is loaded again: reload it to apply `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::FallbackConfig`] listing every problem if the fallback
+    /// would refuse `config`; nothing changes then.
+    pub fn set_config(&self, kind: PolicyKind, config: &[(String, String)]) -> Result<()> {
+        let _reconfigure = self
+            .inner
+            .reconfigure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut settings = RuntimeConfig::clone(&self.inner.config.load());
+        let slot = match kind {
+            PolicyKind::Drift => &mut settings.drift,
+            PolicyKind::Correlation => &mut settings.correlation,
+            PolicyKind::Failover => &mut settings.failover,
+        };
+        slot.config = config.iter().cloned().collect();
+        if slot.fallback_config.is_none() {
+            self.set_fallback_config(kind, config)?;
+        }
+        self.inner.config.store(Arc::new(settings));
+        Ok(())
+    }
+
+    /// Whether a WebAssembly policy of `kind` is active (quarantined or
+    /// not): when it is not, every answer of the kind is the native
+    /// fallback's.
+    pub fn has_policy(&self, kind: PolicyKind) -> bool {
+        match kind {
+            PolicyKind::Drift => self.inner.drift.active().is_some(),
+            PolicyKind::Correlation => self.inner.correlation.active().is_some(),
+            PolicyKind::Failover => self.inner.failover.active().is_some(),
+        }
     }
 
     /// The drift decision for `observation`.
@@ -298,7 +348,7 @@ impl PolicyRuntime {
         source: PolicySource,
         shadow: Option<ShadowConfig>,
     ) -> Result<Arc<PolicyId>> {
-        let shadow = shadow.unwrap_or(self.inner.config.shadow);
+        let shadow = shadow.unwrap_or(self.inner.config.load().shadow);
         self.install(source, Destination::Candidate(shadow))
     }
 
@@ -342,7 +392,8 @@ impl PolicyRuntime {
         screened: policy::Screened,
         destination: Destination,
     ) -> Result<Arc<PolicyId>> {
-        let settings = self.inner.config.settings(K::KIND);
+        let runtime_config = self.inner.config.load_full();
+        let settings = runtime_config.settings(K::KIND);
         let limits = source.limits.unwrap_or(settings.limits);
         let problems = limits.problems(&self.inner.engine);
         if !problems.is_empty() {
@@ -357,10 +408,10 @@ impl PolicyRuntime {
             screened,
             config,
             limits,
-            self.inner.config.output,
+            runtime_config.output,
             LogRate {
-                per_second: self.inner.config.log_lines_per_second,
-                burst: self.inner.config.log_burst,
+                per_second: runtime_config.log_lines_per_second,
+                burst: runtime_config.log_burst,
             },
         )?;
         Ok(match destination {

@@ -9,9 +9,13 @@
 //!
 //! A file named `NAME@VERSION.wasm` is loaded as that name and version;
 //! any other `STEM.wasm` as name `STEM`, version `sha256:<first 12 hex
-//! digits of its content>`. Write files atomically (write elsewhere, then
-//! rename into the directory): a half-written file fails to compile, is
-//! reported, and is loaded again once it changes.
+//! digits of its content>`. A file whose name is a kind's (`drift.wasm`,
+//! `correlation@2.wasm`, `failover.wasm`...) must hold a policy of that
+//! kind: anything else is refused, and the refusal is recorded on that
+//! kind ([`crate::SlotStatus::last_reload_error`]) even when the file does
+//! not compile. Write files atomically (write elsewhere, then rename into
+//! the directory): a half-written file fails to compile, is reported, and
+//! is loaded again once it changes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -155,7 +159,10 @@ impl PolicyWatcher {
                 format!("sha256:{}", &crate::cache::digest(&bytes)[..12]),
             ),
         };
-        let source = PolicySource::new(name, version, bytes);
+        let mut source = PolicySource::new(name, version, bytes);
+        if let Ok(kind) = source.name.parse::<crate::PolicyKind>() {
+            source = source.expecting(kind);
+        }
         match self.config.mode {
             WatchMode::Activate => self.runtime.load(source).await,
             WatchMode::Shadow => self.runtime.load_candidate(source, None).await,

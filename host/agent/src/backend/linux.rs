@@ -80,6 +80,14 @@ pub struct LinuxConfig {
     /// cgroup v2 whose CPU and memory are the device's (absolute, or
     /// relative to the cgroup mount); `None` reports no CPU and memory use.
     pub cgroup: Option<PathBuf>,
+    /// nftables tables (by name) that are this device's own business, not
+    /// its state: neither reported nor replicated (a lab's fault
+    /// injection, a management plane's filter).
+    pub local_nft_tables: Vec<String>,
+    /// Conntrack entries carrying this mark are the device's own, not
+    /// state: neither reported nor replicated (they still count in the
+    /// table's fill).
+    pub local_conntrack_mark: Option<u32>,
 }
 
 impl LinuxConfig {
@@ -94,6 +102,8 @@ impl LinuxConfig {
             event_queue: 1 << 16,
             event_socket_buffer: 64 << 20,
             cgroup: None,
+            local_nft_tables: Vec::new(),
+            local_conntrack_mark: None,
         }
     }
 }
@@ -600,7 +610,7 @@ fn rejected(e: umbra_netlink::Error) -> Rejected {
 /// Reads the whole state and makes it what the backend has seen.
 fn read_state(shared: &Shared, ns: &NetNs) -> Result<Vec<(Key, Value)>> {
     let routes = read_routes(ns, &shared.config.route_tables).map_err(backend_error)?;
-    let nft = read_nft(ns).map_err(backend_error)?;
+    let nft = read_nft(ns, &shared.config.local_nft_tables).map_err(backend_error)?;
     let mut seen = shared.seen();
     // Under the lock: events read meanwhile are compared with the dump.
     let conntrack: HashMap<ConntrackKey, ConntrackValue> = ns
@@ -608,6 +618,7 @@ fn read_state(shared: &Shared, ns: &NetNs) -> Result<Vec<(Key, Value)>> {
         .dump()
         .map_err(backend_error)?
         .iter()
+        .filter(|e| Some(e.mark) != shared.config.local_conntrack_mark)
         .map(conntrack_from_netlink)
         .collect();
     let mut out = Vec::with_capacity(conntrack.len() + routes.len() + nft.len());
@@ -647,8 +658,14 @@ fn read_routes(
     Ok(out)
 }
 
-fn read_nft(ns: &NetNs) -> umbra_netlink::Result<BTreeMap<NftTableKey, NftTableValue>> {
-    Ok(nft_tables(&ns.nftables().ruleset()?))
+/// The device's nftables tables, but for its local ones.
+fn read_nft(
+    ns: &NetNs,
+    local: &[String],
+) -> umbra_netlink::Result<BTreeMap<NftTableKey, NftTableValue>> {
+    let mut tables = nft_tables(&ns.nftables().ruleset()?);
+    tables.retain(|key, _| !local.contains(&key.name));
+    Ok(tables)
 }
 
 /// The conntrack watcher: reports kernel events until the backend stops;
@@ -713,6 +730,9 @@ fn conntrack_events(shared: &Shared, events: Vec<ConntrackEvent>) {
                 continue;
             }
         };
+        if Some(entry.mark) == shared.config.local_conntrack_mark {
+            continue;
+        }
         let (key, value) = conntrack_from_netlink(&entry);
         let value = live.then_some(value);
         let recent = seen
@@ -796,7 +816,7 @@ fn poll(shared: &Shared, ns: &NetNs) {
         next = now + shared.config.poll_interval;
         let generation = shared.seen().generation;
         let read = read_routes(ns, &shared.config.route_tables)
-            .and_then(|routes| Ok((routes, read_nft(ns)?)));
+            .and_then(|routes| Ok((routes, read_nft(ns, &shared.config.local_nft_tables)?)));
         let (routes, nft) = match read {
             Ok(state) => {
                 shared.set_problem("poll", None);

@@ -191,6 +191,7 @@ fn defaults_fill_every_optional_key() {
     assert_eq!(config.model.probability_threshold, None);
     assert_eq!(config.policies.dir, None);
     assert!(config.policies.watch);
+    assert_eq!(config.policies.deadline_ms, 5);
     assert_eq!(config.failover.decision, FailoverConfig::default());
     assert_eq!(config.failover.timeouts, Timeouts::default());
     let switch = &config.switches[0];
@@ -273,7 +274,7 @@ fn relative_paths_resolve_against_the_config_directory() {
         "[host]\n",
         "[host]\naudit-log = \"logs/audit.jsonl\"\nstate-dir = \"/var/lib/umbra\"\n",
     ) + &format!(
-        "\n[policies]\ndir = \"policies\"\nwatch = false\n\n[management]\ntoken-file = {:?}\n",
+        "\n[policies]\ndir = \"policies\"\nwatch = false\ndeadline-ms = 20\n\n[management]\ntoken-file = {:?}\n",
         absolute.display().to_string()
     );
     let config = parse(&text, &conf.join("umbra.toml")).unwrap_or_else(|e| panic!("{e}"));
@@ -285,6 +286,7 @@ fn relative_paths_resolve_against_the_config_directory() {
     assert_eq!(config.host.state_dir, PathBuf::from("/var/lib/umbra"));
     assert_eq!(config.policies.dir, Some(conf.join("policies")));
     assert!(!config.policies.watch);
+    assert_eq!(config.policies.deadline_ms, 20);
     assert_eq!(config.management.token_file, Some(absolute));
 
     // The same text read from elsewhere does not find its files: the base

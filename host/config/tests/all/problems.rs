@@ -205,6 +205,9 @@ fn wrong_types_name_what_was_expected_and_found() {
     let text = format!("{MINIMAL}\n[policies]\nwatch = \"yes\"\n");
     let (_, _, message) = single(&text);
     assert_eq!(message, "`watch` must be true or false, found a string");
+    let text = format!("{MINIMAL}\n[policies]\ndeadline-ms = 0\n");
+    let (_, _, message) = single(&text);
+    assert!(message.contains("`deadline-ms`"), "{message}");
     let text = MINIMAL.replace("[[switch]]", "[switch]");
     let (_, _, message) = single(&text);
     assert!(message.contains("must be an array of tables"), "{message}");
@@ -229,15 +232,17 @@ fn names_must_be_unique_and_references_defined() {
         "{e}"
     );
 
-    let checks = "\n[[pair.health-check]]\nkind = \"tcp\"\ndevice = \"primary\"\naddress = \"198.18.0.2:80\"\n\n[[pair.health-check]]\nkind = \"tcp\"\ndevice = \"shadow\"\naddress = \"198.18.0.2:81\"\n";
+    // The same name on both devices is the same check of each; twice on
+    // one device is a mistake.
+    let checks = "\n[[pair.health-check]]\nkind = \"tcp\"\ndevice = \"primary\"\naddress = \"198.18.0.2:80\"\n\n[[pair.health-check]]\nkind = \"tcp\"\ndevice = \"shadow\"\naddress = \"198.18.0.2:80\"\n\n[[pair.health-check]]\nkind = \"tcp\"\ndevice = \"primary\"\naddress = \"198.18.0.2:81\"\n";
     let text = format!("{MINIMAL}{checks}");
     let (line, column, message) = single(&text);
     assert_eq!(
         (line, column),
-        (locate(&text, "[[pair.health-check]]").0 + 5, 1)
+        (locate(&text, "[[pair.health-check]]").0 + 10, 1)
     );
     assert!(
-        message.contains("health check name \"tcp\" is already used in this pair"),
+        message.contains("health check name \"tcp\" is already used for the primary in this pair"),
         "{message}"
     );
 

@@ -269,8 +269,9 @@ impl Fabric for P4rtFabric {
         if slot.is_some() {
             // The switch's word becomes this client's desired state, so a
             // reconcile after a reconnection keeps it rather than writing
-            // back what this host believed before the read.
-            self.client.set_desired_entry(entry);
+            // back what this host believed before the read (and a backup
+            // that has written nothing still adopts the rest on takeover).
+            self.client.note_installed_entry(entry);
         }
         Ok(slot)
     }

@@ -18,7 +18,7 @@ use umbra_orchestrator::{Phase, Slot};
 
 use crate::support::until;
 
-async fn agent(node_id: u64, tasks: &TaskTracker, stop: &CancellationToken) -> String {
+pub async fn agent(node_id: u64, tasks: &TaskTracker, stop: &CancellationToken) -> String {
     let sim = Arc::new(SimBackend::new(SimConfig {
         session_rate: 200.0,
         ..SimConfig::default()
@@ -172,6 +172,157 @@ shadow = {{ name = "shadow", device = 2, client-leg = 5, server-leg = 6, monitor
     assert!(
         phases.windows(expected.len()).any(|w| w == expected),
         "audit: {phases:?}"
+    );
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
+
+pub fn host_config(
+    dir: &std::path::Path,
+    host: &str,
+    election_id: u64,
+    switch: std::net::SocketAddr,
+    agents: (&str, &str),
+) -> umbra_config::Config {
+    let text = format!(
+        r#"
+[host]
+name = "{host}"
+election-id = {election_id}
+tick-ms = 100
+takeover-after-ms = 300
+
+[[switch]]
+name = "s1"
+address = "{switch}"
+device-id = 1
+
+[[pair]]
+name = "web"
+switch = "s1"
+service = 1
+client-port = 1
+server-port = 2
+primary = {{ name = "primary", device = 1, client-leg = 3, server-leg = 4, monitor = 8, agent = "{}" }}
+shadow = {{ name = "shadow", device = 2, client-leg = 5, server-leg = 6, monitor = 7, agent = "{}" }}
+replication = {{ enabled = false }}
+"#,
+        agents.0, agents.1
+    );
+    let path = dir.join(format!("{host}.toml"));
+    std::fs::write(&path, &text).unwrap();
+    umbra_config::load(&path).expect("valid configuration")
+}
+
+/// Everything the switch holds, as a third controller (a backup that
+/// never writes) reads it.
+pub async fn switch_tables(switch: std::net::SocketAddr) -> Vec<umbra_p4rt::TableEntry> {
+    let umbra_p4rt::Connection { client, .. } =
+        umbra_p4rt::P4RuntimeClient::connect(umbra_p4rt::ClientConfig {
+            device_id: 1,
+            election_id: 1,
+            ..umbra_p4rt::ClientConfig::new(switch.to_string())
+        })
+        .await
+        .expect("observer connects");
+    // A backup's push is refused but leaves it the names to read with.
+    let _ = client
+        .push_pipeline(umbra_p4info::umbra_p4info().clone(), Vec::new(), 1)
+        .await;
+    let mut entries = client.read_all_tables().await.expect("read");
+    entries.sort_by_key(|e| format!("{e:?}"));
+    entries
+}
+
+/// Split-brain safety and continuity: a second host started as backup
+/// (lower election id) follows; when the primary host dies it takes the
+/// switch over (arbitrating above the highest id the switch has seen)
+/// without touching what the switch holds, and then commands the pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_host_takes_over_when_the_primary_host_dies_keeping_the_switch_state() {
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let switch = listener.local_addr().unwrap();
+    tasks.spawn(umbra_switch::serve(
+        listener,
+        umbra_switch::SwitchOptions {
+            device_id: 1,
+            ..Default::default()
+        },
+        stop.clone(),
+    ));
+    let (primary, shadow) = (agent(1, &tasks, &stop).await, agent(2, &tasks, &stop).await);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Host A, the primary.
+    let (tasks_a, stop_a) = (TaskTracker::new(), CancellationToken::new());
+    let config_a = host_config(dir.path(), "host-a", 10, switch, (&primary, &shadow));
+    let audit_a = audit_file("host-a", &config_a.host.audit_log).unwrap();
+    let running_a = start(&config_a, audit_a, &tasks_a, &stop_a)
+        .await
+        .expect("A starts");
+    let mut view_a = running_a.pair("web").unwrap().handle.view.clone();
+    until(&mut view_a, |v| v.master && v.phase == Phase::Normal).await;
+    let installed = switch_tables(switch).await;
+    assert!(!installed.is_empty(), "A installed the pair");
+
+    // Host B, the backup: it follows and cannot command.
+    let config_b = host_config(dir.path(), "host-b", 5, switch, (&primary, &shadow));
+    let audit_b_path = config_b.host.audit_log.clone();
+    let audit_b = audit_file("host-b", &audit_b_path).unwrap();
+    let running_b = start(&config_b, audit_b, &tasks, &stop)
+        .await
+        .expect("B starts as backup");
+    let pair_b = running_b.pair("web").unwrap().clone();
+    let mut view_b = pair_b.handle.view.clone();
+    until(&mut view_b, |v| !v.master && v.phase == Phase::Following).await;
+    running_b.failover("web", "test").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(view_b.borrow().phase, Phase::Following, "a backup refuses");
+    assert_eq!(switch_tables(switch).await, installed);
+
+    // A dies in the middle of a failover (its tasks stop, its stream to
+    // the switch closes), wherever the failover had got to.
+    running_a.failover("web", "test").await.unwrap();
+    until(&mut view_a, |v| v.phase != Phase::Normal).await;
+    stop_a.cancel();
+    tasks_a.close();
+    tasks_a.wait().await;
+    drop(running_a);
+    until(&mut view_b, |v| v.master && v.phase == Phase::Normal).await;
+    let after = switch_tables(switch).await;
+    let selected = after
+        .iter()
+        .find(|e| e.key().table() == "UmbraIngress.service_selector")
+        .and_then(|e| e.action().param("device"))
+        .and_then(|v| v.as_u64());
+    let active = view_b.borrow().active;
+    assert_eq!(
+        selected,
+        Some(if active == Slot::A { 1 } else { 2 }),
+        "B took the switch's word"
+    );
+    assert_eq!(
+        after.len(),
+        installed.len(),
+        "the takeover kept everything A programmed"
+    );
+
+    // B now commands: its flip reaches the switch (no dataplane here, so
+    // the verification fails and B rolls back, as the primary would).
+    running_b.failover("web", "test").await.expect("B commands");
+    until(&mut view_b, |v| {
+        v.phase == Phase::Normal
+            && v.last_audit
+                .as_ref()
+                .is_some_and(|r| r.from == "rolling-back")
+    })
+    .await;
+    let audit = std::fs::read_to_string(&audit_b_path).unwrap();
+    assert!(
+        audit.contains("the selector now points at b"),
+        "B wrote the selector: {audit}"
     );
     stop.cancel();
     tasks.close();

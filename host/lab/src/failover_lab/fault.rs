@@ -3,13 +3,13 @@
 //! hard failure, and is undone when stopped.
 //!
 //! Kernel faults act on the primary's namespace and cgroup: `loss` (tc
-//! netem on both legs, or a random tc classifier where the kernel has no
+//! netem on both legs and the management link, or a random tc classifier where the kernel has no
 //! netem), `cpu` (busy processes in the primary's cgroup,
 //! capped by its CPU quota), `memory` (a process growing its RSS in steps,
 //! bounded by the cgroup's limit) and `conntrack` (entries added to the
 //! primary's table). `http5xx` and `db` are application faults: the lab
-//! only ramps a shared [`FaultLevel`] that its HTTP server and DB proxy
-//! read. The hard failure takes both forwarding legs down, turns
+//! only ramps a shared [`FaultLevel`] that the devices' applications
+//! read (`apps.rs`: HTTP 503s, refused database connections). The hard failure takes both forwarding legs down, turns
 //! forwarding off and makes the primary's agent report the failure as a
 //! problem.
 
@@ -431,7 +431,7 @@ impl<'a> Injector<'a> {
                 if method.is_none() {
                     *method = Some(choose_loss_method(ns)?);
                 }
-                for leg in ["legc", "legs"] {
+                for leg in LOSSY {
                     match method {
                         Some(LossMethod::Netem) => {
                             let loss = format!("{wanted:.2}%");
@@ -600,7 +600,10 @@ impl<'a> Injector<'a> {
                 while created.len() < wanted {
                     let batch: Vec<ConntrackEntry> = (created.len()
                         ..wanted.min(created.len() + CONNTRACK_BATCH))
-                        .map(|i| ConntrackEntry::new(flood_tuple(i), CONNTRACK_TIMEOUT_S))
+                        .map(|i| ConntrackEntry {
+                            mark: LOCAL_CONNTRACK_MARK,
+                            ..ConntrackEntry::new(flood_tuple(i), CONNTRACK_TIMEOUT_S)
+                        })
                         .collect();
                     ns.conntrack()
                         .create_batch(&batch)
@@ -624,12 +627,12 @@ impl<'a> Injector<'a> {
                 // down first) needs no undoing.
                 match method.take() {
                     Some(LossMethod::Netem) => {
-                        for leg in ["legc", "legs"] {
+                        for leg in LOSSY {
                             let _ = netns_exec(ns, &["tc", "qdisc", "del", "dev", leg, "root"]);
                         }
                     }
                     Some(LossMethod::Classifier) => {
-                        for leg in ["legc", "legs"] {
+                        for leg in LOSSY {
                             let _ = netns_exec(ns, &["tc", "qdisc", "del", "dev", leg, "clsact"]);
                         }
                         let _ = ip(ns, &["link", "del", LOSS_SINK]);
@@ -704,6 +707,16 @@ enum LossMethod {
     Classifier,
 }
 
+/// The conntrack mark of the `conntrack` fault's entries, which the lab's
+/// agents treat as the primary's own (not replicated): the fault is a
+/// leak in the primary's table, not traffic whose state the shadow needs.
+pub const LOCAL_CONNTRACK_MARK: u32 = 0x00c0_ffee;
+
+/// The primary's interfaces the `loss` fault drops on: both forwarding
+/// legs and the management link (a device that loses packets loses its
+/// health checks' too).
+const LOSSY: [&str; 3] = ["legc", "legs", "mgmt0"];
+
 /// The interface the classifier method diverts lost packets to (in the
 /// primary's namespace, present only while the fault runs).
 const LOSS_SINK: &str = "loss0";
@@ -733,7 +746,7 @@ fn choose_loss_method(ns: &str) -> Result<LossMethod, String> {
     for ifname in [LOSS_SINK, "loss1"] {
         ip(ns, &["link", "set", ifname, "up"]).map_err(|e| e.to_string())?;
     }
-    for leg in ["legc", "legs"] {
+    for leg in LOSSY {
         netns_exec(ns, &["tc", "qdisc", "add", "dev", leg, "clsact"]).map_err(|e| e.to_string())?;
     }
     Ok(LossMethod::Classifier)

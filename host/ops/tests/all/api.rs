@@ -37,6 +37,7 @@ fn pairs() -> Vec<PairStatus> {
                 correlation_score: 0.75,
                 probability: Some(0.91),
                 probability_threshold: 0.8,
+                fallback: false,
             }),
             failovers_total: 3,
             last_failover_at_ms: Some(1_700_000_000_200),

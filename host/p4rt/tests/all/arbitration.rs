@@ -21,6 +21,7 @@ async fn higher_election_id_is_primary_and_the_backup_cannot_write() {
             ClientEvent::MastershipChanged {
                 primary,
                 election_id,
+                ..
             } => Some((primary, election_id)),
             _ => None,
         })

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use umbra_policy_logic::PolicyKind;
 use umbra_policy_runtime::{Error, PolicyWatcher, WatchConfig, WatchMode};
 
-use crate::support::{hostile, observation, runtime, source};
+use crate::support::{default_policy, hostile, observation, runtime, source};
 
 const SWAPS: u32 = 100;
 const TASKS: usize = 4;
@@ -226,4 +226,95 @@ async fn watched_directory_in_shadow_mode_loads_candidates() {
     let status = runtime.status(PolicyKind::Drift);
     assert_eq!(status.active.unwrap().id.version, "1");
     assert_eq!(status.candidate.unwrap().policy.id.version, "2");
+}
+
+#[tokio::test]
+async fn a_file_named_after_a_kind_must_hold_that_kind_and_its_refusal_is_recorded_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    let mut watcher = PolicyWatcher::new(
+        runtime.clone(),
+        WatchConfig {
+            dir: dir.path().to_owned(),
+            interval_ms: 50,
+            mode: WatchMode::Activate,
+        },
+    );
+    // A drift policy under the failover policy's name.
+    put(dir.path(), "failover.wasm", &default_policy("drift"));
+    let reloads = watcher.scan().await.unwrap();
+    let error = reloads[0].outcome.as_ref().expect_err("wrong kind");
+    assert!(matches!(error, Error::WrongKind { .. }), "{error}");
+    assert!(runtime.status(PolicyKind::Drift).active.is_none());
+    // Garbage does not even compile, yet the failover slot says why.
+    put(dir.path(), "failover@2.wasm", b"not a component");
+    watcher.scan().await.unwrap();
+    let status = runtime.status(PolicyKind::Failover);
+    assert!(status.active.is_none());
+    let recorded = status.last_reload_error.expect("recorded on failover");
+    assert!(recorded.contains("failover@2"), "{recorded}");
+    // Files named otherwise are loaded as whatever kind they export.
+    put(dir.path(), "mine.wasm", &default_policy("correlation"));
+    watcher.scan().await.unwrap();
+    assert!(runtime.has_policy(PolicyKind::Correlation));
+}
+
+#[tokio::test]
+async fn set_config_reaches_later_loads_and_the_fallback() {
+    let runtime = runtime();
+    let config = |threshold: &str| {
+        vec![
+            ("probability-threshold".to_owned(), threshold.to_owned()),
+            ("hysteresis".to_owned(), "1".to_owned()),
+            ("corroborated-hysteresis".to_owned(), "1".to_owned()),
+        ]
+    };
+    runtime
+        .set_config(PolicyKind::Failover, &config("0.25"))
+        .unwrap();
+    // The fallback decides with it: one evaluation at 0.3 goes.
+    let input = umbra_policy_logic::FailoverInput {
+        now_ms: 1_700_000_000_000,
+        drift: Default::default(),
+        correlation: Default::default(),
+        prediction: Some(umbra_policy_logic::Prediction {
+            probability: 0.3,
+            horizon_ms: 300_000,
+            model_version: "test".into(),
+        }),
+        state: Default::default(),
+    };
+    let answer = runtime.failover(&input);
+    assert!(answer.is_fallback());
+    assert_eq!(answer.value.verdict, umbra_policy_logic::Verdict::Go);
+    // A load without its own configuration is given it.
+    runtime
+        .load(umbra_policy_runtime::PolicySource::new(
+            "failover",
+            "1",
+            default_policy("failover"),
+        ))
+        .await
+        .unwrap();
+    let active = runtime.status(PolicyKind::Failover).active.unwrap();
+    assert!(
+        active
+            .config
+            .contains(&("probability-threshold".into(), "0.25".into())),
+        "{:?}",
+        active.config
+    );
+    let answer = runtime.failover(&input);
+    assert!(!answer.is_fallback());
+    assert_eq!(answer.value.verdict, umbra_policy_logic::Verdict::Go);
+    // A configuration the fallback refuses changes nothing.
+    assert!(
+        runtime
+            .set_config(PolicyKind::Failover, &config("2"))
+            .is_err()
+    );
+    assert_eq!(
+        runtime.config().failover.config["probability-threshold"],
+        "0.25"
+    );
 }

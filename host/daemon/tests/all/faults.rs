@@ -1,0 +1,140 @@
+//! Faults during a failover, with `umbra run` against Umbra's switch and
+//! simulated agents: the pair always ends consistent (the switch's
+//! selector names the device the daemon believes active, one device
+//! only) and the switch's programming complete.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use umbra_daemon::run::{Running, audit_file, start};
+use umbra_orchestrator::{Phase, Slot};
+use umbra_p4rt::TableEntry;
+
+use crate::run::{agent, host_config, switch_tables};
+use crate::support::until;
+
+fn serve_switch(listener: TcpListener, tasks: &TaskTracker, stop: &CancellationToken) {
+    tasks.spawn(umbra_switch::serve(
+        listener,
+        umbra_switch::SwitchOptions {
+            device_id: 1,
+            ..Default::default()
+        },
+        stop.clone(),
+    ));
+}
+
+/// The device the switch's selector names for service 1.
+fn selected(tables: &[TableEntry]) -> Option<u64> {
+    tables
+        .iter()
+        .find(|e| e.key().table() == "UmbraIngress.service_selector")
+        .and_then(|e| e.action().param("device"))
+        .and_then(|v| v.as_u64())
+}
+
+fn device_of(slot: Slot) -> u64 {
+    match slot {
+        Slot::A => 1,
+        Slot::B => 2,
+    }
+}
+
+async fn started(
+    dir: &std::path::Path,
+    switch: SocketAddr,
+    agents: (&str, &str),
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) -> Running {
+    let config = host_config(dir, "host", 10, switch, agents);
+    let audit = audit_file("host", &config.host.audit_log).unwrap();
+    start(&config, audit, tasks, stop).await.expect("starts")
+}
+
+/// The shadow's agent dies, then a failover is asked for: the drain
+/// cannot commit on it, so the failover does not happen and the primary
+/// keeps the traffic, on the switch as in the daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_crash_leaves_the_traffic_on_the_primary() {
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let switch = listener.local_addr().unwrap();
+    serve_switch(listener, &tasks, &stop);
+    let stop_shadow = CancellationToken::new();
+    let primary = agent(1, &tasks, &stop).await;
+    let shadow = agent(2, &tasks, &stop_shadow).await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = started(dir.path(), switch, (&primary, &shadow), &tasks, &stop).await;
+    let mut view = running.pair("web").unwrap().handle.view.clone();
+    until(&mut view, |v| v.master && v.phase == Phase::Normal).await;
+
+    stop_shadow.cancel();
+    until(&mut view, |v| !v.health[1].0).await;
+    running.failover("web", "test").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    until(&mut view, |v| v.phase == Phase::Normal).await;
+    let v = view.borrow().clone();
+    assert_eq!((v.active, v.failovers), (Slot::A, 0), "{v:?}");
+    assert_eq!(selected(&switch_tables(switch).await), Some(1));
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// The switch restarts (empty, no pipeline) right after a failover's
+/// trigger: the daemon reconnects, pushes the pipeline, reinstalls the
+/// pair and ends with the switch and itself agreeing on one device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_restart_mid_failover_ends_consistent() {
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let switch = listener.local_addr().unwrap();
+    let (switch_tasks, stop_switch) = (TaskTracker::new(), CancellationToken::new());
+    serve_switch(listener, &switch_tasks, &stop_switch);
+    let (primary, shadow) = (agent(1, &tasks, &stop).await, agent(2, &tasks, &stop).await);
+    let dir = tempfile::tempdir().unwrap();
+    let running = started(dir.path(), switch, (&primary, &shadow), &tasks, &stop).await;
+    let mut view = running.pair("web").unwrap().handle.view.clone();
+    until(&mut view, |v| v.master && v.phase == Phase::Normal).await;
+    let installed = switch_tables(switch).await;
+
+    running.failover("web", "test").await.unwrap();
+    stop_switch.cancel();
+    switch_tasks.close();
+    switch_tasks.wait().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listener = TcpListener::bind(switch)
+        .await
+        .expect("the switch's port again");
+    serve_switch(listener, &tasks, &stop);
+
+    // Back at rest, primary again, and the switch fully programmed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = view.borrow().clone();
+        if v.master && v.phase == Phase::Normal {
+            let tables = switch_tables(switch).await;
+            if tables.len() == installed.len() {
+                assert_eq!(
+                    selected(&tables),
+                    Some(device_of(v.active)),
+                    "switch and daemon agree: {v:?}"
+                );
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not consistent after the restart: {:?}",
+            view.borrow()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
