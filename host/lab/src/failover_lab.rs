@@ -282,6 +282,7 @@ pub struct FailoverLab {
     server_thread: Option<JoinHandle<()>>,
     namespaces: Option<VethLab>,
     apps: Option<DeviceApps>,
+    switch_server: std::sync::Mutex<SwitchServer>,
 }
 
 impl std::fmt::Debug for FailoverLab {
@@ -372,11 +373,17 @@ impl FailoverLab {
             Arc::clone(&shadow_agent),
             stop.clone(),
         )?;
+        let ServerAddrs {
+            switch: switch_addr,
+            primary_agent: primary_addr,
+            shadow_agent: shadow_addr,
+            switch_server,
+        } = addrs;
 
         let info = LabInfo {
             namespaces,
             switch: LabSwitch {
-                p4runtime: addrs.switch,
+                p4runtime: switch_addr,
                 device_id: options.switch_device_id,
             },
             ports: LabPorts {
@@ -390,12 +397,12 @@ impl FailoverLab {
                 shadow_monitor: port::SHADOW_MONITOR,
             },
             primary_agent: LabAgent {
-                url: format!("http://{}", addrs.primary_agent),
+                url: format!("http://{primary_addr}"),
                 node_id: options.primary_node_id,
                 cgroup: primary_cgroup.as_ref().map(|c| c.info()),
             },
             shadow_agent: LabAgent {
-                url: format!("http://{}", addrs.shadow_agent),
+                url: format!("http://{shadow_addr}"),
                 node_id: options.shadow_node_id,
                 cgroup: shadow_cgroup.as_ref().map(|c| c.info()),
             },
@@ -441,6 +448,7 @@ impl FailoverLab {
             shadow_cgroup,
             stop,
             server_thread: Some(server_thread),
+            switch_server: std::sync::Mutex::new(switch_server),
             namespaces: Some(lab),
         })
     }
@@ -488,6 +496,36 @@ impl FailoverLab {
     /// [`LabError::Fault`] when the fault's thread cannot be started.
     pub fn inject(&self, kind: FaultKind, plan: FaultPlan) -> Result<FaultHandle> {
         fault::start(Arc::clone(&self.target), kind, plan)
+    }
+
+    /// Restarts the switch as a crash would: it stops (its tables, clone
+    /// sessions and pipeline gone with it), its port stays closed for
+    /// `down_for`, then a fresh switch with no pipeline listens on the same
+    /// address and ports. Blocks; call it from outside an async context.
+    ///
+    /// # Errors
+    /// [`LabError::Topology`] when the address cannot be bound again.
+    pub fn restart_switch(&self, down_for: Duration) -> Result<()> {
+        let mut server = self
+            .switch_server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        server.stop.cancel();
+        let runtime = server.runtime.clone();
+        if let Some(task) = server.task.take() {
+            let _ = runtime.block_on(task);
+        }
+        tracing::warn!(
+            down_ms = down_for.as_millis(),
+            "failover lab: the switch is down"
+        );
+        std::thread::sleep(down_for);
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(self.info.switch.p4runtime))
+            .map_err(LabError::Topology)?;
+        server.spawn(listener);
+        tracing::warn!("failover lab: the switch is back, empty");
+        Ok(())
     }
 
     /// Stops the switch and the agents and removes the namespaces and
@@ -637,6 +675,29 @@ struct ServerAddrs {
     switch: SocketAddr,
     primary_agent: SocketAddr,
     shadow_agent: SocketAddr,
+    switch_server: SwitchServer,
+}
+
+/// The running switch, so that it can be restarted.
+struct SwitchServer {
+    runtime: tokio::runtime::Handle,
+    options: SwitchOptions,
+    /// The lab's token; each incarnation of the switch runs under a child.
+    lab_stop: CancellationToken,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SwitchServer {
+    fn spawn(&mut self, listener: tokio::net::TcpListener) {
+        self.stop = self.lab_stop.child_token();
+        let (options, stop) = (self.options.clone(), self.stop.clone());
+        self.task = Some(self.runtime.spawn(async move {
+            if let Err(error) = umbra_switch::serve(listener, options, stop).await {
+                tracing::error!(error = %error, "failover lab: the switch failed");
+            }
+        }));
+    }
 }
 
 /// Starts the switch and both agents on a runtime owned by a thread of the
@@ -706,15 +767,14 @@ fn start_servers(
                 };
                 switch_options.grpc = switch.0;
                 let tasks = TaskTracker::new();
-                tasks.spawn({
-                    let stop = stop.clone();
-                    async move {
-                        if let Err(error) = umbra_switch::serve(switch.1, switch_options, stop).await
-                        {
-                            tracing::error!(error = %error, "failover lab: the switch failed");
-                        }
-                    }
-                });
+                let mut switch_server = SwitchServer {
+                    runtime: tokio::runtime::Handle::current(),
+                    options: switch_options,
+                    lab_stop: stop.clone(),
+                    stop: stop.child_token(),
+                    task: None,
+                };
+                switch_server.spawn(switch.1);
                 for (listener, agent, name) in [
                     (primary.1, primary_agent, "primary"),
                     (shadow.1, shadow_agent, "shadow"),
@@ -731,6 +791,7 @@ fn start_servers(
                     switch: switch.0,
                     primary_agent: primary.0,
                     shadow_agent: shadow.0,
+                    switch_server,
                 }));
                 stop.cancelled().await;
                 tasks.close();

@@ -1,0 +1,188 @@
+//! Faults during a failover on the namespace lab (root), with real
+//! packets: the switch restarting mid-failover, and the primary host
+//! dying mid-failover with a backup host taking over. The pair ends
+//! consistent (the switch's selector names the device the surviving
+//! daemon believes active), no probe gap is longer than the
+//! verification timeout, and the long-lived TCP sessions survive.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use umbra_daemon::pair::PairView;
+use umbra_daemon::run::{Running, audit_file, start};
+use umbra_lab::failover_lab::{FailoverLab, FailoverLabOptions};
+use umbra_orchestrator::{Phase, Slot};
+use umbra_traffic::{Traffic, TrafficPlan};
+
+/// The embedded configuration's verification timeout.
+const VERIFY_TIMEOUT_MS: f64 = 3_000.0;
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn view(running: &Running) -> PairView {
+    running.pairs[0].handle.view.borrow().clone()
+}
+
+/// The device the switch's selector names, read by a controller that
+/// never writes.
+fn selected(runtime: &Runtime, switch: SocketAddr) -> Option<u64> {
+    runtime.block_on(async {
+        let umbra_p4rt::Connection { client, .. } =
+            umbra_p4rt::P4RuntimeClient::connect(umbra_p4rt::ClientConfig {
+                device_id: 1,
+                election_id: 1,
+                ..umbra_p4rt::ClientConfig::new(switch.to_string())
+            })
+            .await
+            .ok()?;
+        let _ = client
+            .push_pipeline(umbra_p4info::umbra_p4info().clone(), Vec::new(), 1)
+            .await;
+        client
+            .read_table("UmbraIngress.service_selector")
+            .await
+            .ok()?
+            .first()
+            .and_then(|e| e.action().param("device"))
+            .and_then(|v| v.as_u64())
+    })
+}
+
+fn device(slot: Slot) -> u64 {
+    match slot {
+        Slot::A => 1,
+        Slot::B => 2,
+    }
+}
+
+#[test]
+fn a_switch_restart_and_a_host_crash_mid_failover_end_consistent_without_a_long_black_hole() {
+    assert!(
+        umbra_demo::is_root(),
+        "the lab tests build network namespaces and need root (CI runs them as root)"
+    );
+    let lab = FailoverLab::up(FailoverLabOptions::default()).expect("the lab comes up");
+    let info = lab.info();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = |dir: &std::path::Path, name: &str, election_id: u64| {
+        let text = umbra_demo::lab::config_text(&info, dir, true)
+            .replace("election-id = 10", &format!("election-id = {election_id}"))
+            .replace("name = \"umbra-demo\"", &format!("name = \"{name}\""));
+        umbra_config::parse(&text, &dir.join("umbra.toml")).expect("valid configuration")
+    };
+    // The primary host A and the backup host B (lower election id).
+    let (config_a, config_b) = (
+        config(dir_a.path(), "host-a", 10),
+        config(dir_b.path(), "host-b", 5),
+    );
+    let (tasks_a, stop_a) = (TaskTracker::new(), CancellationToken::new());
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    let running_a = runtime
+        .block_on(start(
+            &config_a,
+            audit_file("host-a", &config_a.host.audit_log).unwrap(),
+            &tasks_a,
+            &stop_a,
+        ))
+        .expect("A starts");
+    wait_for("A is primary", Duration::from_secs(10), || {
+        let v = view(&running_a);
+        v.master && v.phase == Phase::Normal
+    });
+    let running_b = runtime
+        .block_on(start(
+            &config_b,
+            audit_file("host-b", &config_b.host.audit_log).unwrap(),
+            &tasks,
+            &stop,
+        ))
+        .expect("B starts");
+    wait_for("B follows", Duration::from_secs(10), || {
+        view(&running_b).phase == Phase::Following
+    });
+    let traffic = Traffic::start(
+        Some(&info.namespaces.client),
+        Some(&info.namespaces.server),
+        IpAddr::V4(info.addresses.server),
+        &TrafficPlan::default(),
+    )
+    .expect("traffic");
+    std::thread::sleep(Duration::from_secs(3));
+
+    // 1. The switch restarts (empty) right after A's failover began.
+    runtime.block_on(running_a.failover("web", "test")).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    lab.restart_switch(Duration::from_millis(200))
+        .expect("the switch restarts");
+    wait_for(
+        "A and the switch agree again",
+        Duration::from_secs(20),
+        || {
+            let v = view(&running_a);
+            v.master
+                && v.phase == Phase::Normal
+                && selected(&runtime, info.switch.p4runtime) == Some(device(v.active))
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 2. A dies in the middle of another failover; B takes over.
+    runtime.block_on(running_a.failover("web", "test")).unwrap();
+    wait_for("A's failover began", Duration::from_secs(5), || {
+        view(&running_a).phase != Phase::Normal
+    });
+    stop_a.cancel();
+    tasks_a.close();
+    runtime.block_on(tasks_a.wait());
+    drop(running_a);
+    wait_for("B took over", Duration::from_secs(20), || {
+        let v = view(&running_b);
+        v.master
+            && v.phase == Phase::Normal
+            && selected(&runtime, info.switch.p4runtime) == Some(device(v.active))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+
+    let report = traffic.stop();
+    stop.cancel();
+    tasks.close();
+    runtime.block_on(tasks.wait());
+    drop(running_b);
+    lab.down();
+
+    let probes = report.probes.expect("probes ran");
+    let sessions = report.sessions.expect("sessions ran");
+    eprintln!(
+        "probes: {} sent, {} lost, longest gap {:.1} ms; sessions {} of {} survived, longest stall {:.1} ms",
+        probes.sent,
+        probes.lost,
+        probes.longest_gap_ms,
+        sessions.survived,
+        sessions.total,
+        sessions.longest_stall_ms
+    );
+    assert!(
+        probes.longest_gap_ms < VERIFY_TIMEOUT_MS,
+        "black-holed for {:.1} ms",
+        probes.longest_gap_ms
+    );
+    assert_eq!(
+        sessions.survived, sessions.total,
+        "a session was lost: {:?}",
+        sessions.resets
+    );
+}
