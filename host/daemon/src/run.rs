@@ -41,6 +41,23 @@ use crate::replication::{AgentReplication, NoReplication};
 /// is at fault; each variant says which file or peer.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// An address the configuration names could not be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why (in use, not local).
+        #[source]
+        source: std::io::Error,
+    },
+    /// The audit log cannot be opened for appending.
+    #[error("cannot open the audit log {path}: {message}")]
+    Audit {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// A file the configuration names could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -1096,9 +1113,9 @@ async fn swap_model(
 /// # Errors
 /// The file cannot be opened for appending.
 pub fn audit_file(host: &str, path: &std::path::Path) -> Result<Arc<dyn AuditSink>, DaemonError> {
-    let log = umbra_ops::AuditLog::open(path).map_err(|error| DaemonError::Read {
+    let log = umbra_ops::AuditLog::open(path).map_err(|error| DaemonError::Audit {
         path: path.to_owned(),
-        source: std::io::Error::other(error.to_string()),
+        message: error.to_string(),
     })?;
     let host = host.to_owned();
     Ok(Arc::new(move |pair: &str, record: &AuditRecord| {
@@ -1151,10 +1168,7 @@ pub async fn run_cmd(args: RunArgs, shutdown: CancellationToken) -> Result<(), R
     let bind = |addr: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| DaemonError::Read {
-                path: PathBuf::from(addr.to_string()),
-                source,
-            })
+            .map_err(|source| DaemonError::Bind { addr, source })
     };
     let management = bind(config.management.listen).await?;
     let metrics_listener = match config.management.metrics {
