@@ -493,3 +493,119 @@ async fn policy_faults_are_reported_with_the_decision() {
         "every fault reported once, none after the quarantine"
     );
 }
+
+/// A policy trapping on every evaluation while a failover runs: the
+/// failover (which no policy takes part in once triggered) completes,
+/// the engine keeps deciding through the native fallback until the policy
+/// is quarantined, nothing triggers a second failover, and the switch and
+/// the driver agree on the one active device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_trapping_during_a_failover_leaves_the_pair_consistent() {
+    use umbra_daemon::engine::{EngineConfig, PredictiveEngine, Role};
+    use umbra_daemon::fabric::{Fabric as _, MemoryFabric};
+    use umbra_daemon::pair::{PairDriver, PairInput};
+    use umbra_daemon::replication::NoReplication;
+    use umbra_orchestrator::{Phase, Slot, Trigger};
+    use umbra_policy_runtime::{
+        EngineConfig as WasmConfig, PolicyEngine, PolicyRuntime, PolicySource, RuntimeConfig,
+    };
+
+    use crate::support::{Recorder, spec, until};
+
+    let runtime = PolicyRuntime::new(
+        PolicyEngine::new(WasmConfig::default()).unwrap(),
+        RuntimeConfig::default(),
+    )
+    .unwrap();
+    runtime
+        .load(
+            PolicySource::new("panic", "1", hostile("panic"))
+                .with_config(Vec::new())
+                .with_limits(umbra_policy_runtime::PolicyLimits {
+                    deadline_micros: 1_000_000,
+                    ..Default::default()
+                }),
+        )
+        .await
+        .expect("loads");
+    let mut engine = PredictiveEngine::new(
+        EngineConfig {
+            detector: umbra_predict::DetectorConfig::from_pairs(&[]).unwrap(),
+            correlation: Default::default(),
+            failover: FailoverConfig::default(),
+            drift_from_policy: true,
+            warmup_ticks: 0,
+            correlation_corroborates: false,
+        },
+        None,
+        Some(Arc::new(runtime.clone())),
+    );
+    engine.add_pair().unwrap();
+
+    let (fabric, recorder, stop) = (
+        MemoryFabric::new(),
+        Recorder::default(),
+        CancellationToken::new(),
+    );
+    let spec = spec(1);
+    fabric.install(&spec.ports, Slot::A).await.unwrap();
+    let (driver, mut handle) = PairDriver::new(
+        spec,
+        Slot::A,
+        fabric.clone(),
+        NoReplication,
+        recorder.sink(),
+    );
+    tokio::spawn(driver.run(stop.clone()));
+    handle
+        .inputs
+        .send(PairInput::Mastership { primary: true })
+        .await
+        .unwrap();
+    until(&mut handle.view, |v| v.phase == Phase::Normal).await;
+
+    let mut fallbacks = 0;
+    for tick in 0..40_i64 {
+        // Traffic through whichever device the selector names.
+        fabric.carry(1, 5, 5);
+        let now_ms = 1_700_000_000_000 + tick * 100;
+        for role in [Role::Primary, Role::Shadow] {
+            engine.record(0, role, "cpu", now_ms, 0.5);
+            engine.record(0, role, "hostile", now_ms, 1.0);
+        }
+        let decision = engine.tick(now_ms).unwrap().remove(0);
+        fallbacks += usize::from(decision.fallback);
+        let view = handle.view.borrow().clone();
+        if decision.go && view.master && view.phase == Phase::Normal {
+            handle
+                .inputs
+                .send(PairInput::Trigger(Trigger::Policy {
+                    explanation: decision.explanation,
+                }))
+                .await
+                .unwrap();
+        }
+        if tick == 3 {
+            handle
+                .inputs
+                .send(PairInput::Trigger(Trigger::Manual { by: "test".into() }))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until(&mut handle.view, |v| v.phase == Phase::Normal).await;
+    let view = handle.view.borrow().clone();
+    assert_eq!(view.failovers, 1, "one failover, none after: {view:?}");
+    assert_eq!(view.active, Slot::B);
+    assert_eq!(fabric.selector(1), Some(2), "the switch agrees");
+    assert_eq!(fallbacks, 40, "every decision came from the fallback");
+    assert!(
+        runtime
+            .status(PolicyKind::Drift)
+            .active
+            .is_some_and(|a| a.quarantined),
+        "the trapping policy ended quarantined"
+    );
+    stop.cancel();
+}
