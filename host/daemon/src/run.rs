@@ -272,6 +272,13 @@ async fn connect_switch(
         device_id: switch.device_id,
         election_id: u128::from(config.host.election_id),
         tls,
+        // A switch that restarted forwards nothing until it is
+        // reprogrammed: reconnect within a second, not the client's ten.
+        backoff: umbra_p4rt::BackoffConfig {
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(1),
+            ..umbra_p4rt::BackoffConfig::default()
+        },
         ..ClientConfig::new(switch.address.uri())
     };
     let Connection {

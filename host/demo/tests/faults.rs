@@ -155,7 +155,22 @@ fn a_switch_restart_and_a_host_crash_mid_failover_end_consistent_without_a_long_
             && v.phase == Phase::Normal
             && selected(&runtime, info.switch.p4runtime) == Some(device(v.active))
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // TCP retransmits with a growing timeout: after a black hole a
+    // session's data flows again at its next retransmission. Every session
+    // must get there, none reset.
+    let flowing_by = Instant::now() + Duration::from_secs(30);
+    while traffic.snapshot().sessions_flowing < TrafficPlan::default().sessions {
+        assert!(
+            Instant::now() < flowing_by,
+            "the sessions' data does not flow again: {:?}; B: {:?}; selector {:?}; A's audit:\n{}\nB's audit:\n{}",
+            traffic.snapshot(),
+            view(&running_b),
+            selected(&runtime, info.switch.p4runtime),
+            std::fs::read_to_string(&config_a.host.audit_log).unwrap_or_default(),
+            std::fs::read_to_string(&config_b.host.audit_log).unwrap_or_default(),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let report = traffic.stop();
     stop.cancel();

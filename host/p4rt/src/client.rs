@@ -598,10 +598,17 @@ impl P4RuntimeClient {
         }
         let _ops = self.shared.ops.lock().await;
         let result = self.send_updates(encoded, atomicity).await;
-        self.mark_declared();
         let mut desired = lock(&self.shared.desired);
+        // Only what reached the switch declares anything: a write refused
+        // (say, while briefly primary of a switch another host then took
+        // back) must not turn a desired state this client never had into
+        // one it would later enforce.
+        let mut applied = false;
         match &result {
-            Ok(()) => updates.iter().for_each(|u| desired.apply(u)),
+            Ok(()) => {
+                updates.iter().for_each(|u| desired.apply(u));
+                applied = !updates.is_empty();
+            }
             Err(P4rtError::Write(error)) => {
                 for (update, status) in updates.iter().zip(&error.updates) {
                     let absent = matches!(
@@ -610,10 +617,15 @@ impl P4RuntimeClient {
                     ) && status.code == tonic::Code::NotFound;
                     if status.code == tonic::Code::Ok || absent {
                         desired.apply(update);
+                        applied = true;
                     }
                 }
             }
             Err(_) => {}
+        }
+        drop(desired);
+        if applied {
+            self.mark_declared();
         }
         result
     }
@@ -1224,8 +1236,11 @@ impl P4RuntimeClient {
                 clone_sessions = installed.clone_sessions.len(),
                 "nothing declared yet: the switch's entries adopted as the desired state"
             );
+            // Still undeclared: until the owner writes or declares, each
+            // time this client becomes primary it adopts the switch anew
+            // (what it adopts from an empty, restarted switch must not be
+            // enforced later on a switch another host has programmed since).
             *lock(&self.shared.desired) = adopted;
-            self.mark_declared();
             return Ok(ReconcileReport::default());
         }
         let desired = self.desired_state();

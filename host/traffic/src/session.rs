@@ -184,6 +184,9 @@ pub struct SessionsReport {
 #[derive(Debug, Default)]
 struct SessionsProgress {
     failed: AtomicUsize,
+    /// Per session: when its last echo arrived, in ms since the sessions
+    /// started (0: none yet).
+    last_echo_ms: Vec<AtomicU64>,
 }
 
 /// What one session's thread returns.
@@ -256,7 +259,10 @@ impl Sessions {
         }
         let start = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
-        let progress = Arc::new(SessionsProgress::default());
+        let progress = Arc::new(SessionsProgress {
+            failed: AtomicUsize::new(0),
+            last_echo_ms: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        });
         let mut sessions = Self {
             start,
             interval,
@@ -280,6 +286,19 @@ impl Sessions {
     /// Sessions still running (not failed).
     pub fn alive(&self) -> usize {
         self.threads.len() - self.progress.failed.load(Ordering::Relaxed)
+    }
+
+    /// Sessions whose last echo arrived within `within` (not failed, and
+    /// data flowing now rather than stalled).
+    pub fn flowing(&self, within: Duration) -> usize {
+        let now = self.start.elapsed().as_millis();
+        let within = within.as_millis();
+        self.progress
+            .last_echo_ms
+            .iter()
+            .map(|ms| u128::from(ms.load(Ordering::Relaxed)))
+            .filter(|&ms| ms > 0 && now.saturating_sub(ms) <= within)
+            .count()
     }
 
     /// Sessions that failed so far.
@@ -469,6 +488,13 @@ fn run_session(
                     }
                     record.echoes += whole as u64;
                     record.last_echo = arrived;
+                    if let Some(last) = progress.last_echo_ms.get(session) {
+                        let ms = arrived.saturating_duration_since(start).as_millis();
+                        last.store(
+                            u64::try_from(ms).unwrap_or(u64::MAX).max(1),
+                            Ordering::Relaxed,
+                        );
+                    }
                     pending.drain(..whole * MESSAGE_LEN);
                 }
             }

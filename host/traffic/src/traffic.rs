@@ -88,6 +88,9 @@ pub struct TrafficSnapshot {
     pub sessions_alive: usize,
     /// TCP sessions that failed.
     pub sessions_failed: usize,
+    /// TCP sessions with an echo in the last second (data flowing, not
+    /// stalled).
+    pub sessions_flowing: usize,
     /// HTTP requests attempted.
     pub http_requests: u64,
     /// HTTP 5xx answers.
@@ -210,6 +213,7 @@ impl Traffic {
         if let Some(sessions) = &self.sessions {
             snapshot.sessions_alive = sessions.alive();
             snapshot.sessions_failed = sessions.failed();
+            snapshot.sessions_flowing = sessions.flowing(Duration::from_secs(1));
         }
         if let Some(load) = &self.http_load {
             snapshot.http_requests = load.requests();
