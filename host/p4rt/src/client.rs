@@ -79,10 +79,11 @@ pub(crate) struct Shared {
     pipeline: Mutex<Option<Arc<Pipeline>>>,
     desired: Mutex<DesiredState>,
     /// Whether the owner has said anything about the desired state (a
-    /// declaration, or a write through this client). Until then, becoming
-    /// primary adopts what the switch holds instead of reconciling it
-    /// towards an empty state: a backup host taking over must not wipe
-    /// the switch its predecessor programmed.
+    /// declaration, or a write through this client that the switch
+    /// applied). Until then, becoming primary adopts what the switch holds
+    /// (anew each time) instead of reconciling it towards an empty state: a
+    /// backup host taking over must not wipe the switch its predecessor
+    /// programmed.
     declared: std::sync::atomic::AtomicBool,
     /// Serialises writes, pipeline pushes and reconciliations, so that a
     /// reconciliation never interleaves with a write it would undo. Async:
