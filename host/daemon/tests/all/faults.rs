@@ -11,37 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use umbra_daemon::run::{Running, audit_file, start};
 use umbra_orchestrator::{Phase, Slot};
-use umbra_p4rt::TableEntry;
 
 use crate::run::{agent, host_config, switch_tables};
-use crate::support::until;
-
-fn serve_switch(listener: TcpListener, tasks: &TaskTracker, stop: &CancellationToken) {
-    tasks.spawn(umbra_switch::serve(
-        listener,
-        umbra_switch::SwitchOptions {
-            device_id: 1,
-            ..Default::default()
-        },
-        stop.clone(),
-    ));
-}
-
-/// The device the switch's selector names for service 1.
-fn selected(tables: &[TableEntry]) -> Option<u64> {
-    tables
-        .iter()
-        .find(|e| e.key().table() == "UmbraIngress.service_selector")
-        .and_then(|e| e.action().param("device"))
-        .and_then(|v| v.as_u64())
-}
-
-fn device_of(slot: Slot) -> u64 {
-    match slot {
-        Slot::A => 1,
-        Slot::B => 2,
-    }
-}
+use crate::support::{device_of, selected, serve_switch, serve_switch_on, until};
 
 async fn started(
     dir: &std::path::Path,
@@ -61,9 +33,7 @@ async fn started(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_crash_leaves_the_traffic_on_the_primary() {
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let switch = listener.local_addr().unwrap();
-    serve_switch(listener, &tasks, &stop);
+    let switch = serve_switch(&tasks, &stop).await;
     let stop_shadow = CancellationToken::new();
     let primary = agent(1, &tasks, &stop).await;
     let shadow = agent(2, &tasks, &stop_shadow).await;
@@ -94,7 +64,7 @@ async fn a_switch_restart_mid_failover_ends_consistent() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let switch = listener.local_addr().unwrap();
     let (switch_tasks, stop_switch) = (TaskTracker::new(), CancellationToken::new());
-    serve_switch(listener, &switch_tasks, &stop_switch);
+    serve_switch_on(listener, &switch_tasks, &stop_switch);
     let (primary, shadow) = (agent(1, &tasks, &stop).await, agent(2, &tasks, &stop).await);
     let dir = tempfile::tempdir().unwrap();
     let running = started(dir.path(), switch, (&primary, &shadow), &tasks, &stop).await;
@@ -110,7 +80,7 @@ async fn a_switch_restart_mid_failover_ends_consistent() {
     let listener = TcpListener::bind(switch)
         .await
         .expect("the switch's port again");
-    serve_switch(listener, &tasks, &stop);
+    serve_switch_on(listener, &tasks, &stop);
 
     // Back at rest, primary again, and the switch fully programmed.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

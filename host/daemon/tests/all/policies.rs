@@ -23,7 +23,7 @@ use umbra_ops::{Control, ReloadOutcome};
 use umbra_policy_logic::{FailoverConfig, PolicyKind};
 
 use crate::run::agent;
-use crate::support::PATIENCE;
+use crate::support::{PATIENCE, one_pair_config, serve_switch};
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -68,44 +68,20 @@ fn put(dir: &Path, name: &str, bytes: &[u8]) {
 /// Umbra's switch and two simulated agents; returns the configuration of
 /// one pair on them, with `extra` appended.
 async fn lab(tasks: &TaskTracker, stop: &CancellationToken, dir: &Path, extra: &str) -> PathBuf {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let switch = listener.local_addr().unwrap();
-    tasks.spawn(umbra_switch::serve(
-        listener,
-        umbra_switch::SwitchOptions {
-            device_id: 1,
-            ..Default::default()
-        },
-        stop.clone(),
-    ));
+    let switch = serve_switch(tasks, stop).await;
     let (primary, shadow) = (agent(1, tasks, stop).await, agent(2, tasks, stop).await);
     // The policies' compilation cache outlives the test's directory: a
     // debug build's Cranelift takes a while, so later runs start warm.
     let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("daemon-policy-state");
-    let text = format!(
-        r#"
-[host]
-name = "test-host"
-election-id = 10
-tick-ms = 100
-state-dir = "{state}"
-
-[[switch]]
-name = "s1"
-address = "{switch}"
-device-id = 1
-
-[[pair]]
-name = "web"
-switch = "s1"
-service = 1
-client-port = 1
-server-port = 2
-primary = {{ name = "primary", device = 1, client-leg = 3, server-leg = 4, monitor = 8, agent = "{primary}" }}
-shadow = {{ name = "shadow", device = 2, client-leg = 5, server-leg = 6, monitor = 7, agent = "{shadow}" }}
-{extra}
-"#,
-        state = state.display()
+    let text = one_pair_config(
+        &format!(
+            "name = \"test-host\"\nelection-id = 10\ntick-ms = 100\nstate-dir = \"{}\"",
+            state.display()
+        ),
+        switch,
+        (&primary, &shadow),
+        "",
+        extra,
     );
     let path = dir.join("umbra.toml");
     std::fs::write(&path, text).unwrap();
@@ -433,12 +409,14 @@ fn hostile(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A WASM policy's faults reach the decision (for the metrics), the
-/// native fallback answering; once quarantined it no longer runs, and the
-/// decision still says a fallback answered.
-#[tokio::test]
-async fn policy_faults_are_reported_with_the_decision() {
-    use umbra_daemon::engine::{EngineConfig, PredictiveEngine, Role};
+/// An engine with one pair whose drift is asked of the hostile `panic`
+/// policy (it panics on observations whose primary has a metric named
+/// `hostile`), and the policy runtime holding it.
+async fn hostile_drift_engine() -> (
+    umbra_policy_runtime::PolicyRuntime,
+    umbra_daemon::engine::PredictiveEngine,
+) {
+    use umbra_daemon::engine::{EngineConfig, PredictiveEngine};
     use umbra_policy_runtime::{
         EngineConfig as WasmConfig, PolicyEngine, PolicyRuntime, PolicySource, RuntimeConfig,
     };
@@ -448,7 +426,6 @@ async fn policy_faults_are_reported_with_the_decision() {
         RuntimeConfig::default(),
     )
     .unwrap();
-    // Panics on observations whose primary has a metric named `hostile`.
     runtime
         .load(
             PolicySource::new("panic", "1", hostile("panic"))
@@ -473,6 +450,17 @@ async fn policy_faults_are_reported_with_the_decision() {
         Some(Arc::new(runtime.clone())),
     );
     engine.add_pair().unwrap();
+    (runtime, engine)
+}
+
+/// A WASM policy's faults reach the decision (for the metrics), the
+/// native fallback answering; once quarantined it no longer runs, and the
+/// decision still says a fallback answered.
+#[tokio::test]
+async fn policy_faults_are_reported_with_the_decision() {
+    use umbra_daemon::engine::Role;
+
+    let (runtime, mut engine) = hostile_drift_engine().await;
     let mut faults = 0;
     for tick in 0..6_i64 {
         let now_ms = 1_700_000_000_000 + tick * 500;
@@ -501,46 +489,15 @@ async fn policy_faults_are_reported_with_the_decision() {
 /// the driver agree on the one active device.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_trapping_during_a_failover_leaves_the_pair_consistent() {
-    use umbra_daemon::engine::{EngineConfig, PredictiveEngine, Role};
+    use umbra_daemon::engine::Role;
     use umbra_daemon::fabric::{Fabric as _, MemoryFabric};
     use umbra_daemon::pair::{PairDriver, PairInput};
     use umbra_daemon::replication::NoReplication;
     use umbra_orchestrator::{Phase, Slot, Trigger};
-    use umbra_policy_runtime::{
-        EngineConfig as WasmConfig, PolicyEngine, PolicyRuntime, PolicySource, RuntimeConfig,
-    };
 
     use crate::support::{Recorder, spec, until};
 
-    let runtime = PolicyRuntime::new(
-        PolicyEngine::new(WasmConfig::default()).unwrap(),
-        RuntimeConfig::default(),
-    )
-    .unwrap();
-    runtime
-        .load(
-            PolicySource::new("panic", "1", hostile("panic"))
-                .with_config(Vec::new())
-                .with_limits(umbra_policy_runtime::PolicyLimits {
-                    deadline_micros: 1_000_000,
-                    ..Default::default()
-                }),
-        )
-        .await
-        .expect("loads");
-    let mut engine = PredictiveEngine::new(
-        EngineConfig {
-            detector: umbra_predict::DetectorConfig::from_pairs(&[]).unwrap(),
-            correlation: Default::default(),
-            failover: FailoverConfig::default(),
-            drift_from_policy: true,
-            warmup_ticks: 0,
-            correlation_corroborates: false,
-        },
-        None,
-        Some(Arc::new(runtime.clone())),
-    );
-    engine.add_pair().unwrap();
+    let (runtime, mut engine) = hostile_drift_engine().await;
 
     let (fabric, recorder, stop) = (
         MemoryFabric::new(),

@@ -16,7 +16,7 @@ use umbra_agent::{Agent, AgentConfig, Backend, Security, SimBackend, SimConfig};
 use umbra_daemon::run::{audit_file, start};
 use umbra_orchestrator::{Phase, Slot};
 
-use crate::support::until;
+use crate::support::{device_of, one_pair_config, selected, serve_switch, until};
 
 pub async fn agent(node_id: u64, tasks: &TaskTracker, stop: &CancellationToken) -> String {
     let sim = Arc::new(SimBackend::new(SimConfig {
@@ -45,42 +45,15 @@ pub async fn agent(node_id: u64, tasks: &TaskTracker, stop: &CancellationToken) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_pair_fails_over_and_rolls_back_without_traffic_audited() {
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let switch = listener.local_addr().unwrap();
-    tasks.spawn(umbra_switch::serve(
-        listener,
-        umbra_switch::SwitchOptions {
-            device_id: 1,
-            ..Default::default()
-        },
-        stop.clone(),
-    ));
+    let switch = serve_switch(&tasks, &stop).await;
     let (primary, shadow) = (agent(1, &tasks, &stop).await, agent(2, &tasks, &stop).await);
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-[host]
-name = "test-host"
-election-id = 10
-tick-ms = 100
-
-[failover]
-verify-timeout-ms = 700
-
-[[switch]]
-name = "s1"
-address = "{switch}"
-device-id = 1
-
-[[pair]]
-name = "web"
-switch = "s1"
-service = 1
-client-port = 1
-server-port = 2
-primary = {{ name = "primary", device = 1, client-leg = 3, server-leg = 4, monitor = 8, agent = "{primary}" }}
-shadow = {{ name = "shadow", device = 2, client-leg = 5, server-leg = 6, monitor = 7, agent = "{shadow}" }}
-"#
+    let text = one_pair_config(
+        "name = \"test-host\"\nelection-id = 10\ntick-ms = 100",
+        switch,
+        (&primary, &shadow),
+        "",
+        "[failover]\nverify-timeout-ms = 700",
     );
     let path = dir.path().join("umbra.toml");
     std::fs::write(&path, &text).unwrap();
@@ -185,30 +158,14 @@ pub fn host_config(
     switch: std::net::SocketAddr,
     agents: (&str, &str),
 ) -> umbra_config::Config {
-    let text = format!(
-        r#"
-[host]
-name = "{host}"
-election-id = {election_id}
-tick-ms = 100
-takeover-after-ms = 300
-
-[[switch]]
-name = "s1"
-address = "{switch}"
-device-id = 1
-
-[[pair]]
-name = "web"
-switch = "s1"
-service = 1
-client-port = 1
-server-port = 2
-primary = {{ name = "primary", device = 1, client-leg = 3, server-leg = 4, monitor = 8, agent = "{}" }}
-shadow = {{ name = "shadow", device = 2, client-leg = 5, server-leg = 6, monitor = 7, agent = "{}" }}
-replication = {{ enabled = false }}
-"#,
-        agents.0, agents.1
+    let text = one_pair_config(
+        &format!(
+            "name = \"{host}\"\nelection-id = {election_id}\ntick-ms = 100\ntakeover-after-ms = 300"
+        ),
+        switch,
+        agents,
+        "replication = { enabled = false }",
+        "",
     );
     let path = dir.join(format!("{host}.toml"));
     std::fs::write(&path, &text).unwrap();
@@ -242,16 +199,7 @@ pub async fn switch_tables(switch: std::net::SocketAddr) -> Vec<umbra_p4rt::Tabl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_host_takes_over_when_the_primary_host_dies_keeping_the_switch_state() {
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let switch = listener.local_addr().unwrap();
-    tasks.spawn(umbra_switch::serve(
-        listener,
-        umbra_switch::SwitchOptions {
-            device_id: 1,
-            ..Default::default()
-        },
-        stop.clone(),
-    ));
+    let switch = serve_switch(&tasks, &stop).await;
     let (primary, shadow) = (agent(1, &tasks, &stop).await, agent(2, &tasks, &stop).await);
     let dir = tempfile::tempdir().unwrap();
 
@@ -292,15 +240,9 @@ async fn a_backup_host_takes_over_when_the_primary_host_dies_keeping_the_switch_
     drop(running_a);
     until(&mut view_b, |v| v.master && v.phase == Phase::Normal).await;
     let after = switch_tables(switch).await;
-    let selected = after
-        .iter()
-        .find(|e| e.key().table() == "UmbraIngress.service_selector")
-        .and_then(|e| e.action().param("device"))
-        .and_then(|v| v.as_u64());
-    let active = view_b.borrow().active;
     assert_eq!(
-        selected,
-        Some(if active == Slot::A { 1 } else { 2 }),
+        selected(&after),
+        Some(device_of(view_b.borrow().active)),
         "B took the switch's word"
     );
     assert_eq!(

@@ -1,4 +1,5 @@
-//! Pairs, recorders and waiting.
+//! Pairs, recorders and waiting; Umbra's switch on loopback and the
+//! daemon's configuration of one pair on it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -77,5 +78,85 @@ pub async fn until(view: &mut watch::Receiver<PairView>, check: impl Fn(&PairVie
     match reached {
         Ok(running) => running.expect("driver running"),
         Err(_) => panic!("condition not reached; view: {:?}", view.borrow()),
+    }
+}
+
+/// Umbra's switch (device id 1) serving P4Runtime on `listener` until
+/// `stop`.
+pub fn serve_switch_on(
+    listener: tokio::net::TcpListener,
+    tasks: &tokio_util::task::TaskTracker,
+    stop: &tokio_util::sync::CancellationToken,
+) {
+    tasks.spawn(umbra_switch::serve(
+        listener,
+        umbra_switch::SwitchOptions {
+            device_id: 1,
+            ..Default::default()
+        },
+        stop.clone(),
+    ));
+}
+
+/// Umbra's switch on a loopback port of its own; returns its address.
+pub async fn serve_switch(
+    tasks: &tokio_util::task::TaskTracker,
+    stop: &tokio_util::sync::CancellationToken,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    serve_switch_on(listener, tasks, stop);
+    addr
+}
+
+/// `umbra.toml` for one pair, `web` (service 1 on switch `s1` at
+/// `switch`, the devices' agents at `agents`): `host` is the body of
+/// `[host]`, `pair` more keys of the pair, `tail` more tables.
+pub fn one_pair_config(
+    host: &str,
+    switch: std::net::SocketAddr,
+    agents: (&str, &str),
+    pair: &str,
+    tail: &str,
+) -> String {
+    let (primary, shadow) = agents;
+    format!(
+        r#"
+[host]
+{host}
+
+[[switch]]
+name = "s1"
+address = "{switch}"
+device-id = 1
+
+[[pair]]
+name = "web"
+switch = "s1"
+service = 1
+client-port = 1
+server-port = 2
+primary = {{ name = "primary", device = 1, client-leg = 3, server-leg = 4, monitor = 8, agent = "{primary}" }}
+shadow = {{ name = "shadow", device = 2, client-leg = 5, server-leg = 6, monitor = 7, agent = "{shadow}" }}
+{pair}
+{tail}
+"#
+    )
+}
+
+/// The device the selector among `tables` names for service 1.
+pub fn selected(tables: &[umbra_p4rt::TableEntry]) -> Option<u64> {
+    tables
+        .iter()
+        .find(|e| e.key().table() == "UmbraIngress.service_selector")
+        .and_then(|e| e.action().param("device"))
+        .and_then(|v| v.as_u64())
+}
+
+/// The selector value of `slot` in [`one_pair_config`]'s pair.
+pub fn device_of(slot: umbra_orchestrator::Slot) -> u64 {
+    match slot {
+        umbra_orchestrator::Slot::A => 1,
+        umbra_orchestrator::Slot::B => 2,
     }
 }
