@@ -172,6 +172,23 @@ fn endpoint(config: &ClientConfig) -> Result<Endpoint> {
     Ok(endpoint)
 }
 
+/// The arbitration request of `config`'s device and role with `election_id`.
+fn arbitration_request(config: &ClientConfig, election_id: u128) -> p4::StreamMessageRequest {
+    p4::StreamMessageRequest {
+        update: Some(p4::stream_message_request::Update::Arbitration(
+            p4::MasterArbitrationUpdate {
+                device_id: config.device_id,
+                role: (!config.role.is_empty()).then(|| p4::Role {
+                    name: config.role.clone(),
+                    ..p4::Role::default()
+                }),
+                election_id: Some(to_uint128(election_id)),
+                status: None,
+            },
+        )),
+    }
+}
+
 /// Connects, opens the StreamChannel, arbitrates and waits for the answer.
 pub(crate) async fn establish(
     config: &ClientConfig,
@@ -193,19 +210,7 @@ pub(crate) async fn establish(
         .max_encoding_message_size(config.max_message_bytes);
 
     let (outbound, outbound_rx) = mpsc::channel(config.outbound_capacity);
-    let arbitration = p4::StreamMessageRequest {
-        update: Some(p4::stream_message_request::Update::Arbitration(
-            p4::MasterArbitrationUpdate {
-                device_id: config.device_id,
-                role: (!config.role.is_empty()).then(|| p4::Role {
-                    name: config.role.clone(),
-                    ..p4::Role::default()
-                }),
-                election_id: Some(to_uint128(election_id)),
-                status: None,
-            },
-        )),
-    };
+    let arbitration = arbitration_request(config, election_id);
     // The channel is new and empty: this cannot wait.
     outbound
         .send(arbitration)
@@ -433,20 +438,7 @@ impl P4RuntimeClient {
             link.election_id = election_id;
             link.outbound.clone()
         };
-        let config = &self.shared.config;
-        let request = p4::StreamMessageRequest {
-            update: Some(p4::stream_message_request::Update::Arbitration(
-                p4::MasterArbitrationUpdate {
-                    device_id: config.device_id,
-                    role: (!config.role.is_empty()).then(|| p4::Role {
-                        name: config.role.clone(),
-                        ..p4::Role::default()
-                    }),
-                    election_id: Some(to_uint128(election_id)),
-                    status: None,
-                },
-            )),
-        };
+        let request = arbitration_request(&self.shared.config, election_id);
         tracing::info!(election_id, "P4Runtime: arbitrating again");
         match outbound {
             Some(outbound) => outbound
