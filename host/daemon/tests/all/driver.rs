@@ -26,7 +26,8 @@ fn traffic(fabric: MemoryFabric, service: u16, stop: CancellationToken) {
     });
 }
 
-async fn start<F: Fabric + Clone>(
+/// Installs pair `service` on `fabric` and runs its driver, as primary.
+pub async fn start<F: Fabric + Clone>(
     fabric: F,
     service: u16,
     recorder: &Recorder,

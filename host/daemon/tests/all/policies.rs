@@ -23,7 +23,7 @@ use umbra_ops::{Control, ReloadOutcome};
 use umbra_policy_logic::{FailoverConfig, PolicyKind};
 
 use crate::run::agent;
-use crate::support::{PATIENCE, one_pair_config, serve_switch};
+use crate::support::{PATIENCE, management_client, one_pair_config, serve_switch, status_json};
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -184,20 +184,8 @@ async fn the_failover_policy_from_the_directory_decides_and_a_garbage_reload_kee
         None,
         stop.clone(),
     ));
-    let client = umbra_ops::client::ClientArgs {
-        addr: format!("http://{api}"),
-        token_file: None,
-    };
-    let status = umbra_ops::client::status(
-        &client,
-        &umbra_ops::client::StatusArgs {
-            pair: None,
-            json: true,
-        },
-    )
-    .await
-    .expect("status");
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let client = management_client(api);
+    let status = status_json(&client).await;
     assert_eq!(
         status["pairs"][0]["last_decision"]["fallback"], false,
         "{status}"
@@ -490,12 +478,11 @@ async fn policy_faults_are_reported_with_the_decision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_trapping_during_a_failover_leaves_the_pair_consistent() {
     use umbra_daemon::engine::Role;
-    use umbra_daemon::fabric::{Fabric as _, MemoryFabric};
-    use umbra_daemon::pair::{PairDriver, PairInput};
-    use umbra_daemon::replication::NoReplication;
+    use umbra_daemon::fabric::MemoryFabric;
+    use umbra_daemon::pair::PairInput;
     use umbra_orchestrator::{Phase, Slot, Trigger};
 
-    use crate::support::{Recorder, spec, until};
+    use crate::support::{Recorder, until};
 
     let (runtime, mut engine) = hostile_drift_engine().await;
 
@@ -504,21 +491,7 @@ async fn a_policy_trapping_during_a_failover_leaves_the_pair_consistent() {
         Recorder::default(),
         CancellationToken::new(),
     );
-    let spec = spec(1);
-    fabric.install(&spec.ports, Slot::A).await.unwrap();
-    let (driver, mut handle) = PairDriver::new(
-        spec,
-        Slot::A,
-        fabric.clone(),
-        NoReplication,
-        recorder.sink(),
-    );
-    tokio::spawn(driver.run(stop.clone()));
-    handle
-        .inputs
-        .send(PairInput::Mastership { primary: true })
-        .await
-        .unwrap();
+    let mut handle = crate::driver::start(fabric.clone(), 1, &recorder, &stop).await;
     until(&mut handle.view, |v| v.phase == Phase::Normal).await;
 
     let mut fallbacks = 0;

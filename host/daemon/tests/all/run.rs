@@ -16,7 +16,9 @@ use umbra_agent::{Agent, AgentConfig, Backend, Security, SimBackend, SimConfig};
 use umbra_daemon::run::{audit_file, start};
 use umbra_orchestrator::{Phase, Slot};
 
-use crate::support::{device_of, one_pair_config, selected, serve_switch, until};
+use crate::support::{
+    device_of, management_client, one_pair_config, selected, serve_switch, status_json, until,
+};
 
 pub async fn agent(node_id: u64, tasks: &TaskTracker, stop: &CancellationToken) -> String {
     let sim = Arc::new(SimBackend::new(SimConfig {
@@ -78,20 +80,8 @@ async fn a_configured_pair_fails_over_and_rolls_back_without_traffic_audited() {
     let api = listener.local_addr().unwrap();
     let control = Arc::new(umbra_daemon::control::DaemonControl::new(running.clone()));
     tasks.spawn(umbra_ops::serve(listener, control, None, stop.clone()));
-    let client = umbra_ops::client::ClientArgs {
-        addr: format!("http://{api}"),
-        token_file: None,
-    };
-    let status = umbra_ops::client::status(
-        &client,
-        &umbra_ops::client::StatusArgs {
-            pair: None,
-            json: true,
-        },
-    )
-    .await
-    .expect("status");
-    let status: serde_json::Value = serde_json::from_str(&status).expect("JSON status");
+    let client = management_client(api);
+    let status = status_json(&client).await;
     assert_eq!(status["pairs"][0]["name"], "web");
     assert_eq!(status["pairs"][0]["active_device"], "primary");
     assert_eq!(status["pairs"][0]["p4runtime_primary"], true);

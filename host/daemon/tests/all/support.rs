@@ -160,3 +160,25 @@ pub fn device_of(slot: umbra_orchestrator::Slot) -> u64 {
         umbra_orchestrator::Slot::B => 2,
     }
 }
+
+/// A management API client of the daemon serving at `api`.
+pub fn management_client(api: std::net::SocketAddr) -> umbra_ops::client::ClientArgs {
+    umbra_ops::client::ClientArgs {
+        addr: format!("http://{api}"),
+        token_file: None,
+    }
+}
+
+/// `umbra status --json` through `client`, parsed.
+pub async fn status_json(client: &umbra_ops::client::ClientArgs) -> serde_json::Value {
+    let status = umbra_ops::client::status(
+        client,
+        &umbra_ops::client::StatusArgs {
+            pair: None,
+            json: true,
+        },
+    )
+    .await
+    .expect("status");
+    serde_json::from_str(&status).expect("JSON status")
+}
