@@ -148,22 +148,7 @@ fn mininet_lab_forwards_through_primary_then_shadow_and_leaves_nothing() -> Resu
     .with_context(|| diagnostics(&daemon, &agents, &lab))?;
 
     // Through the primary: ping, and a TCP session.
-    let primary_before = rx_packets("primary", "legc")?;
-    let shadow_before = rx_packets("shadow", "legc")?;
-    let (sent, received) = ping(20)?;
-    let primary_through = rx_packets("primary", "legc")? - primary_before;
-    let shadow_through = rx_packets("shadow", "legc")? - shadow_before;
-    assert_eq!(
-        (sent, received),
-        (20, 20),
-        "ping through the primary lost packets\n{}",
-        diagnostics(&daemon, &agents, &lab)
-    );
-    assert!(
-        primary_through >= 20 && shadow_through == 0,
-        "the echo requests did not all go through the primary: its client leg \
-         received {primary_through} packets, the shadow's {shadow_through}"
-    );
+    ping_through("primary", "shadow", &|| diagnostics(&daemon, &agents, &lab))?;
     let flipped = dir.path().join("flipped");
     let mut echo_server = Running::spawn(
         "TCP echo server",
@@ -242,22 +227,7 @@ fn mininet_lab_forwards_through_primary_then_shadow_and_leaves_nothing() -> Resu
     let (flip_sent, flip_received) = ping_counts(&flip_ping)?;
 
     // Through the shadow: new ICMP flows, and the old TCP session.
-    let primary_before = rx_packets("primary", "legc")?;
-    let shadow_before = rx_packets("shadow", "legc")?;
-    let (sent, received) = ping(20)?;
-    let primary_through = rx_packets("primary", "legc")? - primary_before;
-    let shadow_through = rx_packets("shadow", "legc")? - shadow_before;
-    assert_eq!(
-        (sent, received),
-        (20, 20),
-        "ping through the shadow lost packets\n{}",
-        diagnostics(&daemon, &agents, &lab)
-    );
-    assert!(
-        shadow_through >= 20 && primary_through == 0,
-        "the echo requests did not all go through the shadow: its client leg \
-         received {shadow_through} packets, the primary's {primary_through}"
-    );
+    ping_through("shadow", "primary", &|| diagnostics(&daemon, &agents, &lab))?;
     File::create(&flipped)?;
     let session = session.wait(Duration::from_secs(20))?;
     assert!(
@@ -461,6 +431,28 @@ fn pair_is(umbra: &Path, management: SocketAddr, active: &str) -> Result<bool> {
         && pair["phase"] == "normal"
         && pair["p4runtime_primary"] == true
         && pair["active_device"] == active)
+}
+
+/// Pings the server 20 times from the client: every echo answered, every
+/// request through `through`'s client leg and none through `other`'s.
+fn ping_through(through: &str, other: &str, diagnostics: &dyn Fn() -> String) -> Result<()> {
+    let through_before = rx_packets(through, "legc")?;
+    let other_before = rx_packets(other, "legc")?;
+    let (sent, received) = ping(20)?;
+    let through_count = rx_packets(through, "legc")? - through_before;
+    let other_count = rx_packets(other, "legc")? - other_before;
+    assert_eq!(
+        (sent, received),
+        (20, 20),
+        "ping through the {through} lost packets\n{}",
+        diagnostics()
+    );
+    assert!(
+        through_count >= 20 && other_count == 0,
+        "the echo requests did not all go through the {through}: its client leg \
+         received {through_count} packets, the {other}'s {other_count}"
+    );
+    Ok(())
 }
 
 /// `ping -c COUNT -i 0.05` from client to server: (sent, received).
