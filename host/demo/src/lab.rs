@@ -4,13 +4,11 @@
 //! failing over over P4Runtime.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use umbra_agent::backend::MetricsReading;
-use umbra_daemon::pair::AuditSink;
 use umbra_daemon::run::{Running, audit_file, start};
 use umbra_lab::failover_lab::{
     Device, FailoverLab, FailoverLabOptions, FaultHandle, FaultPlan, LabInfo,
@@ -18,6 +16,7 @@ use umbra_lab::failover_lab::{
 use umbra_orchestrator::{AuditRecord, Slot};
 use umbra_traffic::{Traffic, TrafficPlan, TrafficReport};
 
+use crate::journal::Journal;
 use crate::progress::Progress;
 use crate::timeline::{Point, Timeline};
 use crate::{DemoArgs, DemoError, Outcome, Summary, epoch_ms};
@@ -122,23 +121,6 @@ timeout-ms = 500
     out
 }
 
-/// The audit log's file and, for the demo, every record with when it
-/// arrived.
-struct Tee {
-    file: Arc<dyn AuditSink>,
-    records: Arc<Mutex<Vec<AuditRecord>>>,
-}
-
-impl AuditSink for Tee {
-    fn record(&self, pair: &str, record: &AuditRecord) {
-        self.file.record(pair, record);
-        self.records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(record.clone());
-    }
-}
-
 /// Rates between two metric readings.
 fn drops_per_s(now: &MetricsReading, before: &MetricsReading, seconds: f64) -> f64 {
     if seconds <= 0.0 {
@@ -193,13 +175,10 @@ pub fn run(
     let text = config_text(&info, dir.path(), !args.no_replication);
     let config = umbra_config::parse(&text, &dir.path().join("umbra.toml"))
         .map_err(|e| DemoError::Daemon(format!("embedded configuration: {e}")))?;
-    let records = Arc::new(Mutex::new(Vec::new()));
+    let mut journal = Journal::default();
     let file = audit_file(&config.host.name, &config.host.audit_log)
         .map_err(|e| DemoError::Daemon(e.to_string()))?;
-    let audit: Arc<dyn AuditSink> = Arc::new(Tee {
-        file,
-        records: Arc::clone(&records),
-    });
+    let audit = journal.sink(Some(file));
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
     progress.event(
         t(),
@@ -216,7 +195,7 @@ pub fn run(
         &lab,
         &info,
         &running,
-        &records,
+        &mut journal,
         (t0, drift_threshold),
     );
     stop.cancel();
@@ -239,7 +218,7 @@ fn drive(
     lab: &FailoverLab,
     info: &LabInfo,
     running: &Running,
-    records: &Arc<Mutex<Vec<AuditRecord>>>,
+    journal: &mut Journal,
     (t0, drift_threshold): (Instant, f64),
 ) -> Result<Outcome, DemoError> {
     let t = || t0.elapsed().as_secs_f64() * 1e3;
@@ -274,7 +253,6 @@ fn drive(
     let mut fault: Option<FaultHandle> = None;
     let mut fault_started_ms = None;
     let mut failure_ms = None;
-    let mut seen_records = 0;
     let mut before: Option<(MetricsReading, Instant)> = None;
     let mut interrupted = false;
     let warmup_until = t0 + Duration::from_secs_f64(traffic_started_ms / 1e3) + args.warmup();
@@ -335,19 +313,7 @@ fn drive(
         progress.status(&point);
         timeline.points.push(point);
         // The pair's state changes, as the audit log has them.
-        let new: Vec<AuditRecord> = {
-            let all = records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            all[seen_records..].to_vec()
-        };
-        seen_records += new.len();
-        for record in new {
-            let at = since(record.at_ms as f64);
-            let text = format!("{} → {}: {}", record.from, record.to, record.why);
-            progress.event(at, &text);
-            timeline.event(at, text);
-        }
+        journal.tell_new(|r| since(r.at_ms as f64), progress, &mut timeline);
         if let Some(handle) = &fault {
             if failure_ms.is_none() && handle.has_failed() {
                 let at = handle
@@ -413,9 +379,8 @@ fn drive(
         timeline.probability_threshold = d.probability_threshold;
     }
     let view = pair.handle.view.borrow().clone();
-    let decision_text = records
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    let audit = journal.all();
+    let decision_text = audit
         .iter()
         .find(|r| r.from == "normal" && r.to == "preparing")
         .map(|r| (since(r.at_ms as f64), r.why.clone()));
@@ -423,10 +388,6 @@ fn drive(
         let _ = handle.stop();
     }
     let report = traffic.stop();
-    let audit = records
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
     let summary = summarize(SummaryInput {
         args,
         view_failovers: view.failovers,

@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+mod journal;
 pub mod lab;
 pub mod lab_cmd;
 pub mod progress;

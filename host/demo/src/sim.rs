@@ -11,18 +11,18 @@
 //! a failover only if their state was replicated first (with
 //! `--no-replication` they are reset at the flip).
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use umbra_daemon::engine::{EngineConfig, PredictiveEngine, Role};
 use umbra_daemon::fabric::{DevicePorts, Fabric as _, MemoryFabric, PairPorts, Sampling};
-use umbra_daemon::pair::{AuditSink, PairDriver, PairInput, PairSpec};
+use umbra_daemon::pair::{PairDriver, PairInput, PairSpec};
 use umbra_daemon::replication::NoReplication;
 use umbra_lab::failover_lab::FaultKind;
-use umbra_orchestrator::{AuditRecord, Phase, Slot, Timeouts, Trigger};
+use umbra_orchestrator::{Phase, Slot, Timeouts, Trigger};
 use umbra_scenario::{Device, METRICS, ScenarioConfig, ScenarioKind, Trace, generate_trace};
 
+use crate::journal::Journal;
 use crate::progress::Progress;
 use crate::timeline::{Point, Timeline};
 use crate::{DemoArgs, DemoError, Outcome, Summary};
@@ -148,16 +148,8 @@ pub fn run(
         .build()
         .map_err(|e| DemoError::Internal(format!("runtime: {e}")))?;
     let fabric = MemoryFabric::new();
-    let records: Arc<Mutex<Vec<AuditRecord>>> = Arc::default();
-    let sink: Arc<dyn AuditSink> = {
-        let records = Arc::clone(&records);
-        Arc::new(move |_: &str, record: &AuditRecord| {
-            records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(record.clone());
-        })
-    };
+    let mut journal = Journal::default();
+    let sink = journal.sink(None);
     let stop = CancellationToken::new();
     let spec = PairSpec {
         name: "web".into(),
@@ -195,7 +187,6 @@ pub fn run(
     let mut decision: Option<(f64, String)> = None;
     let mut failover_ms = None;
     let mut false_failovers = 0;
-    let mut seen = 0;
     let mut interrupted = false;
     let mut failure_announced = false;
     let mut fault_announced = false;
@@ -295,18 +286,7 @@ pub fn run(
                     .map_err(|e| DemoError::Simulation(e.to_string()))?;
             }
         }
-        let records: Vec<AuditRecord> = {
-            let all = records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            all[seen..].to_vec()
-        };
-        seen += records.len();
-        for record in records {
-            let text = format!("{} → {}: {}", record.from, record.to, record.why);
-            progress.event(t, &text);
-            timeline.event(t, text);
-        }
+        journal.tell_new(|_| t, progress, &mut timeline);
         let view = handle.view.borrow().clone();
         let value = |device: Device, metric: &str| {
             METRICS
