@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use umbra_switch::dataplane::veth_lab::VethLab;
+
 /// What [`sweep`] removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Swept {
@@ -19,19 +21,12 @@ pub struct Swept {
     pub failures: Vec<String>,
 }
 
-/// The pid in a lab's name (`umbra-LABEL-PID-N-...`).
-fn owner(name: &str) -> Option<u32> {
-    let mut parts = name.strip_prefix("umbra-")?.split('-');
-    let _label = parts.next()?;
-    parts.next()?.parse().ok()
-}
-
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn stale(name: &str) -> bool {
-    owner(name).is_some_and(|pid| !alive(pid))
+    VethLab::owner(name).is_some_and(|pid| !alive(pid))
 }
 
 fn kill(pids: impl IntoIterator<Item = String>) -> usize {
@@ -125,10 +120,10 @@ mod tests {
 
     #[test]
     fn a_lab_belongs_to_the_pid_in_its_name() {
-        assert_eq!(owner("umbra-fo-25918-0-primary"), Some(25918));
-        assert_eq!(owner("umbra-lab-7-12-sw"), Some(7));
-        assert_eq!(owner("umbra-fo-x-0"), None);
-        assert_eq!(owner("other-fo-1-0"), None);
+        assert_eq!(VethLab::owner("umbra-fo-25918-0-primary"), Some(25918));
+        assert_eq!(VethLab::owner("umbra-lab-7-12-sw"), Some(7));
+        assert_eq!(VethLab::owner("umbra-fo-x-0"), None);
+        assert_eq!(VethLab::owner("other-fo-1-0"), None);
         assert!(!stale(&format!("umbra-fo-{}-0-client", std::process::id())));
         assert!(!stale("not-ours"));
     }

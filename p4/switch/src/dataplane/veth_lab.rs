@@ -51,6 +51,16 @@ impl VethLab {
         }
     }
 
+    /// The process that created the lab a namespace (or a cgroup named
+    /// after it) belongs to: the pid in `umbra-<label>-<pid>-<n>-*`, as
+    /// [`Self::new`] names them; `None` for any other name.
+    #[must_use]
+    pub fn owner(name: &str) -> Option<u32> {
+        let mut parts = name.strip_prefix("umbra-")?.split('-');
+        let _label = parts.next()?;
+        parts.next()?.parse().ok()
+    }
+
     /// Creates namespace `<prefix>-<name>` with IPv6 off and loopback up;
     /// returns its full name.
     ///
