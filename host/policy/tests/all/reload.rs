@@ -123,6 +123,22 @@ async fn hot_reload_under_load_loses_nothing_and_each_answer_has_one_version() {
     );
 }
 
+/// A watcher of `dir` for `runtime`, scanning every 50 ms.
+fn watcher(
+    runtime: &umbra_policy_runtime::PolicyRuntime,
+    dir: &Path,
+    mode: WatchMode,
+) -> PolicyWatcher {
+    PolicyWatcher::new(
+        runtime.clone(),
+        WatchConfig {
+            dir: dir.to_owned(),
+            interval_ms: 50,
+            mode,
+        },
+    )
+}
+
 fn put(dir: &Path, name: &str, bytes: &[u8]) {
     // Atomically, as the watcher's documentation asks.
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -134,14 +150,7 @@ fn put(dir: &Path, name: &str, bytes: &[u8]) {
 async fn watched_directory_loads_new_versions_and_keeps_the_old_one_on_failure() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime();
-    let mut watcher = PolicyWatcher::new(
-        runtime.clone(),
-        WatchConfig {
-            dir: dir.path().to_owned(),
-            interval_ms: 50,
-            mode: WatchMode::Activate,
-        },
-    );
+    let mut watcher = watcher(&runtime, dir.path(), WatchMode::Activate);
     let active = |runtime: &umbra_policy_runtime::PolicyRuntime| {
         runtime
             .status(PolicyKind::Drift)
@@ -213,14 +222,7 @@ async fn watched_directory_in_shadow_mode_loads_candidates() {
         .load(source("echo", "1", hostile("echo"), &[]))
         .await
         .unwrap();
-    let mut watcher = PolicyWatcher::new(
-        runtime.clone(),
-        WatchConfig {
-            dir: dir.path().to_owned(),
-            interval_ms: 50,
-            mode: WatchMode::Shadow,
-        },
-    );
+    let mut watcher = watcher(&runtime, dir.path(), WatchMode::Shadow);
     put(dir.path(), "echo@2.wasm", &hostile("echo"));
     watcher.scan().await.unwrap();
     let status = runtime.status(PolicyKind::Drift);
@@ -232,14 +234,7 @@ async fn watched_directory_in_shadow_mode_loads_candidates() {
 async fn a_file_named_after_a_kind_must_hold_that_kind_and_its_refusal_is_recorded_there() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime();
-    let mut watcher = PolicyWatcher::new(
-        runtime.clone(),
-        WatchConfig {
-            dir: dir.path().to_owned(),
-            interval_ms: 50,
-            mode: WatchMode::Activate,
-        },
-    );
+    let mut watcher = watcher(&runtime, dir.path(), WatchMode::Activate);
     // A drift policy under the failover policy's name.
     put(dir.path(), "failover.wasm", &default_policy("drift"));
     let reloads = watcher.scan().await.unwrap();
