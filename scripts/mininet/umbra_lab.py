@@ -212,9 +212,6 @@ class FailoverDevice(LabHost):
         # The ruleset's `ct` expressions loaded conntrack, which owns this
         # sysctl: unknown mid-stream TCP is invalid, not picked up.
         run_in(["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0"])
-        # No window tracking for known connections, as HA firewalls run: a
-        # failback would otherwise drop them as out of window.
-        run_in(["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_be_liberal=1"])
         return result
 
 

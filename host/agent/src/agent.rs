@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, Delivery};
+use crate::backend::{Backend, CommitReport, Delivery};
 use crate::changelog::ChangeLog;
 use crate::error::{AgentError, Result};
 use crate::hlc::{Hlc, HybridClock};
@@ -726,6 +726,23 @@ impl Agent {
         f: impl FnMut(&Entry) -> T,
     ) -> Result<Vec<T>> {
         self.lock().log.read_after(after, max, f)
+    }
+
+    /// Commits the device to take traffic over ([`Backend::commit`]),
+    /// without the state lock: Apply and Watch go on meanwhile.
+    ///
+    /// # Errors
+    /// [`AgentError::Backend`] when the device cannot be written.
+    pub fn commit(&self) -> Result<CommitReport> {
+        let report = self.backend.commit()?;
+        if report.committed > 0 {
+            tracing::info!(
+                committed = report.committed,
+                vanished = report.vanished,
+                "committed the device's own TCP connections to liberal tracking"
+            );
+        }
+        Ok(report)
     }
 
     /// SHA-256 digest and count of the live entries of each of `partitions`

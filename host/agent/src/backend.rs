@@ -64,6 +64,28 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Problems the device has now; empty when healthy.
     fn problems(&self) -> Vec<String>;
+
+    /// Commits the device to take traffic over (failover calls it on the
+    /// standby after the drain, before redirecting): state it still tracks
+    /// in a way only valid for traffic it forwarded itself is relaxed as
+    /// replicated state already is. For the Linux backend, TCP conntrack
+    /// entries still tracking sequence windows are made liberal; a device
+    /// without such state commits nothing. Called without the agent's
+    /// state lock; idempotent. (No default: a wrapping backend must pass
+    /// it on.)
+    ///
+    /// # Errors
+    /// [`crate::AgentError::Backend`] when the device cannot be written.
+    fn commit(&self) -> Result<CommitReport>;
+}
+
+/// What [`Backend::commit`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitReport {
+    /// Entries relaxed.
+    pub committed: u64,
+    /// Entries that ended before they were reached.
+    pub vanished: u64,
 }
 
 /// Cumulative counters of one interface.

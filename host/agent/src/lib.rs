@@ -37,9 +37,9 @@ use umbra_proto::umbra::device::v1::device_server::DeviceServer;
 
 pub use agent::{Agent, AgentConfig, ApplyReport, Outcome};
 pub use auth::{BearerToken, Security, ServerTls};
-pub use backend::Backend;
 pub use backend::linux::{LinuxBackend, LinuxConfig};
 pub use backend::sim::{SimBackend, SimConfig};
+pub use backend::{Backend, CommitReport};
 pub use error::{AgentError, Result};
 pub use service::DeviceService;
 

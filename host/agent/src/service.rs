@@ -373,6 +373,20 @@ impl pb::device_server::Device for DeviceService {
         }))
     }
 
+    async fn commit(
+        &self,
+        _request: Request<pb::CommitRequest>,
+    ) -> Result<Response<pb::CommitResponse>, Status> {
+        let agent = Arc::clone(&self.agent);
+        let report = tokio::task::spawn_blocking(move || agent.commit())
+            .await
+            .map_err(|e| Status::internal(format!("commit: {e}")))??;
+        Ok(Response::new(pb::CommitResponse {
+            committed: report.committed,
+            vanished: report.vanished,
+        }))
+    }
+
     async fn digest(
         &self,
         request: Request<pb::DigestRequest>,

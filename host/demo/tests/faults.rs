@@ -1,8 +1,8 @@
 //! Faults during a failover on the namespace lab (root), with real
-//! packets: the switch restarting mid-failover, and the primary host
-//! dying mid-failover with a backup host taking over. The pair ends
-//! consistent (the switch's selector names the device the surviving
-//! daemon believes active), no probe gap is longer than the
+//! packets: the switch restarting mid-failover, the primary host dying
+//! mid-failover with a backup host taking over, and both in a row. The
+//! pair ends consistent (the switch's selector names the device the
+//! surviving daemon believes active), no probe gap is longer than the
 //! verification timeout, and the long-lived TCP sessions survive.
 
 use std::net::{IpAddr, SocketAddr};
@@ -13,12 +13,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use umbra_daemon::pair::PairView;
 use umbra_daemon::run::{Running, audit_file, start};
-use umbra_lab::failover_lab::{FailoverLab, FailoverLabOptions};
+use umbra_lab::failover_lab::{FailoverLab, FailoverLabOptions, LabInfo};
 use umbra_orchestrator::{Phase, Slot};
 use umbra_traffic::{Traffic, TrafficPlan};
 
 /// The embedded configuration's verification timeout.
 const VERIFY_TIMEOUT_MS: f64 = 3_000.0;
+
+/// The session echo server's port (in the lab's own server namespace).
+const SESSION_PORT: u16 = 7777;
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -64,6 +67,49 @@ fn device(slot: Slot) -> u64 {
     }
 }
 
+/// Whether `running` is the primary, in Normal, and the switch's selector
+/// names the device it believes active.
+fn agreed(runtime: &Runtime, switch: SocketAddr, running: &Running) -> bool {
+    let v = view(running);
+    v.master && v.phase == Phase::Normal && selected(runtime, switch) == Some(device(v.active))
+}
+
+/// The sessions as the kernels see them, for a failure's message: the
+/// client's sockets (retransmissions, backoff) and both devices' conntrack
+/// entries of the session port.
+fn sessions_seen_by_the_kernels(info: &LabInfo) -> String {
+    let port = SESSION_PORT.to_string();
+    let namespaces = &info.namespaces;
+    [
+        (&namespaces.client, vec!["ss", "-tino", "dport", "=", &port]),
+        (
+            &namespaces.primary,
+            vec!["conntrack", "-L", "-p", "tcp", "--dport", &port],
+        ),
+        (
+            &namespaces.shadow,
+            vec!["conntrack", "-L", "-p", "tcp", "--dport", &port],
+        ),
+    ]
+    .into_iter()
+    .map(|(ns, command)| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(&command)
+            .output();
+        let text = match out {
+            Ok(out) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => e.to_string(),
+        };
+        format!("[{ns}] {}:\n{text}", command.join(" "))
+    })
+    .collect()
+}
+
 /// The switch crashes 5 ms into a failover and comes back empty 200 ms
 /// later: the daemon reconnects, pushes the pipeline, reinstalls, and the
 /// failover ends one way or the other.
@@ -79,10 +125,22 @@ fn a_host_crash_mid_failover_hands_the_pair_to_the_backup_consistent() {
     scenario(Fault::HostCrash);
 }
 
+/// Both in a row, with the backup host connected throughout: the switch
+/// restarts mid-failover (the backup may reconnect first and be briefly
+/// primary of the empty switch), the primary host takes it back, then dies
+/// in the middle of the next failover (a failback to the device that
+/// opened the sessions when the first completed, so its own conntrack
+/// entries must have been committed liberal); the backup takes over.
+#[test]
+fn a_switch_restart_then_a_host_crash_in_the_next_failover_end_consistent() {
+    scenario(Fault::Both);
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Fault {
     SwitchRestart,
     HostCrash,
+    Both,
 }
 
 fn scenario(fault: Fault) {
@@ -125,7 +183,7 @@ fn scenario(fault: Fault) {
         let v = view(&running_a);
         v.master && v.phase == Phase::Normal
     });
-    let running_b = (fault == Fault::HostCrash).then(|| {
+    let running_b = (fault != Fault::SwitchRestart).then(|| {
         let running = runtime
             .block_on(start(
                 &config_b,
@@ -143,21 +201,34 @@ fn scenario(fault: Fault) {
         Some(&info.namespaces.client),
         Some(&info.namespaces.server),
         IpAddr::V4(info.addresses.server),
-        &TrafficPlan::default(),
+        &TrafficPlan {
+            session_port: SESSION_PORT,
+            ..TrafficPlan::default()
+        },
     )
     .expect("traffic");
     std::thread::sleep(Duration::from_secs(3));
 
+    let switch = info.switch.p4runtime;
     runtime.block_on(running_a.failover("web", "test")).unwrap();
-    let survivor = match (fault, running_b) {
-        (Fault::SwitchRestart, _) => {
-            // The switch restarts (empty) right after the failover began.
-            std::thread::sleep(Duration::from_millis(5));
-            lab.restart_switch(Duration::from_millis(200))
-                .expect("the switch restarts");
-            running_a
-        }
-        (Fault::HostCrash, Some(running_b)) => {
+    if fault != Fault::HostCrash {
+        // The switch restarts (empty) right after the failover began.
+        std::thread::sleep(Duration::from_millis(5));
+        lab.restart_switch(Duration::from_millis(200))
+            .expect("the switch restarts");
+    }
+    if fault == Fault::Both {
+        wait_for(
+            "A and the switch agree again",
+            Duration::from_secs(20),
+            || agreed(&runtime, switch, &running_a),
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        runtime.block_on(running_a.failover("web", "test")).unwrap();
+    }
+    let survivor = match running_b {
+        None => running_a,
+        Some(running_b) => {
             // A dies in the middle of the failover; B takes over.
             wait_for("A's failover began", Duration::from_secs(5), || {
                 view(&running_a).phase != Phase::Normal
@@ -168,17 +239,11 @@ fn scenario(fault: Fault) {
             drop(running_a);
             running_b
         }
-        (Fault::HostCrash, None) => unreachable!("B runs for a host crash"),
     };
     wait_for(
         "the surviving host and the switch agree",
         Duration::from_secs(20),
-        || {
-            let v = view(&survivor);
-            v.master
-                && v.phase == Phase::Normal
-                && selected(&runtime, info.switch.p4runtime) == Some(device(v.active))
-        },
+        || agreed(&runtime, switch, &survivor),
     );
     // TCP retransmits with a growing timeout: after a black hole a
     // session's data flows again at its next retransmission. Every session
@@ -187,12 +252,13 @@ fn scenario(fault: Fault) {
     while traffic.snapshot().sessions_flowing < TrafficPlan::default().sessions {
         assert!(
             Instant::now() < flowing_by,
-            "the sessions' data does not flow again: {:?}; {:?}; selector {:?}; A's audit:\n{}\nB's audit:\n{}",
+            "the sessions' data does not flow again: {:?}; {:?}; selector {:?}; A's audit:\n{}\nB's audit:\n{}\n{}",
             traffic.snapshot(),
             view(&survivor),
-            selected(&runtime, info.switch.p4runtime),
+            selected(&runtime, switch),
             std::fs::read_to_string(&config_a.host.audit_log).unwrap_or_default(),
             std::fs::read_to_string(&config_b.host.audit_log).unwrap_or_default(),
+            sessions_seen_by_the_kernels(&info),
         );
         std::thread::sleep(Duration::from_millis(100));
     }

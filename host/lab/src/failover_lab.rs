@@ -12,8 +12,9 @@
 //! ARP entries stay valid. Their firewalls run with
 //! `nf_conntrack_tcp_loose=0`: a mid-stream TCP packet the device has no
 //! conntrack entry for is dropped, which makes session replication
-//! observable (and `nf_conntrack_tcp_be_liberal=1`: no window tracking for
-//! the connections it does know, so a failback works).
+//! observable. Window tracking is the kernel's default (strict): a
+//! failback works because drain-and-commit's commit makes the old device's
+//! own TCP entries liberal before the redirect.
 //!
 //! Addresses are 198.18.0.0/15 only and live only inside the lab's
 //! namespaces; namespaces, cgroups and the lab's threads are removed when
@@ -636,20 +637,10 @@ fn build_topology(lab: &mut VethLab) -> std::io::Result<LabNamespaces> {
             device,
             &["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0"],
         )?;
-        // Window tracking off for connections the device knows, as HA
-        // firewalls run (conntrackd marks the entries it injects liberal):
-        // after a failback, the old device's own entries have not seen the
-        // sequence numbers that went through the other one, and strict
-        // tracking would drop the connections' next segments as out of
-        // window. Unknown connections stay invalid (`tcp_loose=0`).
-        netns_exec(
-            device,
-            &[
-                "sysctl",
-                "-qw",
-                "net.netfilter.nf_conntrack_tcp_be_liberal=1",
-            ],
-        )?;
+        // Window tracking stays strict (`tcp_be_liberal=0`, the default):
+        // after a failback the old device's own entries have not seen the
+        // sequence numbers that went through the other one; the commit of
+        // drain-and-commit makes them liberal before the redirect.
     }
     Ok(namespaces)
 }

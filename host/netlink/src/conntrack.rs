@@ -87,6 +87,19 @@ const IPPROTO_ICMPV6: u8 = 58;
 /// requests, ~0.5 MiB of ACK truesize) well inside the forced socket buffers.
 const BATCH: usize = 512;
 
+/// `IP_CT_TCP_FLAG_*` bits of [`TcpInfo`]'s flags
+/// (`linux/netfilter/nf_conntrack_tcp.h`).
+pub mod tcp_flag {
+    /// The peer announced window scaling.
+    pub const WINDOW_SCALE: u8 = 0x01;
+    /// The peer allows selective acknowledgements.
+    pub const SACK_PERM: u8 = 0x02;
+    /// This side closed first.
+    pub const CLOSE_INIT: u8 = 0x04;
+    /// No window checks for this direction: any sequence number passes.
+    pub const BE_LIBERAL: u8 = 0x08;
+}
+
 /// `IPS_*` status bits (`linux/netfilter/nf_conntrack_common.h`).
 pub mod status {
     /// Expected connection (related to a master, e.g. FTP data).
@@ -529,6 +542,50 @@ impl Conntrack<'_> {
                 0 => Ok(()),
                 errno => Err(Error::kernel(Facility::Conntrack, "update", errno)),
             }
+        })
+    }
+
+    /// Sets `flags` ([`tcp_flag`] bits) in both directions of existing TCP
+    /// entries, each named by its original tuple and zone, 512 per
+    /// `send(2)`. Only those bits change: the other flags, the state,
+    /// timeout, status, mark and labels stay as they are.
+    ///
+    /// # Errors
+    /// Socket failures end the batch with an error; per-entry refusals
+    /// (`ENOENT` for an entry that is gone) are collected in
+    /// [`BatchOutcome::failures`], the rest counted as updated.
+    pub fn set_tcp_flags(
+        &self,
+        entries: &[(ConntrackTuple, u16)],
+        flags: u8,
+    ) -> Result<BatchOutcome> {
+        for (tuple, _) in entries {
+            tuple.family()?;
+        }
+        let entries = entries.to_vec();
+        self.ns.with_state(move |state| {
+            let sock = state.conntrack()?;
+            let mut outcome = BatchOutcome::default();
+            let mut buf = Vec::with_capacity(BATCH * 128);
+            for (chunk_no, chunk) in entries.chunks(BATCH).enumerate() {
+                let count = chunk.len();
+                let first = sock.next_seqs(count as u32);
+                buf.clear();
+                for (i, (tuple, zone)) in chunk.iter().enumerate() {
+                    let seq = first.wrapping_add(i as u32);
+                    encode_tcp_flags(&mut buf, tuple, *zone, flags, i + 1 == count, seq)?;
+                }
+                for (i, errno) in sock.send_acked(&buf, first, count)?.into_iter().enumerate() {
+                    match errno {
+                        0 => outcome.updated += 1,
+                        errno => outcome.failures.push((
+                            chunk_no * BATCH + i,
+                            Error::kernel(Facility::Conntrack, "update", errno),
+                        )),
+                    }
+                }
+            }
+            Ok(outcome)
         })
     }
 
@@ -1012,6 +1069,35 @@ fn encode_entry(
         // little-endian host that is the u128 in little-endian byte order.
         m.attr(CTA_LABELS, &labels_to_bytes(e.labels));
     }
+    m.finish();
+    Ok(())
+}
+
+/// Appends one update request setting `flags` (and only them: the mask is
+/// `flags`) in both directions of the TCP entry `tuple` in `zone`. Nothing
+/// else is sent, so the kernel changes nothing else
+/// (`ctnetlink_change_conntrack` applies only the attributes present).
+fn encode_tcp_flags(
+    buf: &mut Vec<u8>,
+    tuple: &ConntrackTuple,
+    zone: u16,
+    flags: u8,
+    ack: bool,
+    seq: u32,
+) -> Result<()> {
+    let family = tuple.family()?;
+    let nl_flags = NLM_F_REQUEST | if ack { NLM_F_ACK } else { 0 };
+    let mut m = MessageWriter::begin(buf, msg_type(IPCTNL_MSG_CT_NEW), nl_flags, seq);
+    m.put(&nfgenmsg(family));
+    put_tuple(&mut m, CTA_TUPLE_ORIG, tuple);
+    m.attr_be16(CTA_ZONE, zone);
+    let info = m.nest_begin(CTA_PROTOINFO);
+    let t = m.nest_begin(CTA_PROTOINFO_TCP);
+    // struct nf_ct_tcp_flags { flags, mask }.
+    m.attr(CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, &[flags, flags]);
+    m.attr(CTA_PROTOINFO_TCP_FLAGS_REPLY, &[flags, flags]);
+    m.nest_end(t);
+    m.nest_end(info);
     m.finish();
     Ok(())
 }

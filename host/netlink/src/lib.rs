@@ -36,7 +36,7 @@ mod socket;
 
 pub use conntrack::{
     Applied, BatchOutcome, Conntrack, ConntrackEntry, ConntrackEvent, ConntrackEvents,
-    ConntrackTuple, L4Tuple, TcpInfo, TcpState,
+    ConntrackTuple, L4Tuple, TcpInfo, TcpState, tcp_flag,
 };
 pub use error::{Error, Facility, Result};
 pub use metrics::{CgroupStats, InterfaceStats, NamespaceMetrics};

@@ -51,6 +51,20 @@ pub(crate) async fn health(peer: &Peer, client: &mut DeviceConn) -> Result<pb::H
         .map_err(|status| ReplicateError::rpc(peer.name(), "Health", status))
 }
 
+/// Commits the device to take traffic over (after a drain, before a
+/// redirect); `None` when the agent predates Commit (`UNIMPLEMENTED`):
+/// its state stays as replicated.
+pub(crate) async fn commit(
+    peer: &Peer,
+    client: &mut DeviceConn,
+) -> Result<Option<pb::CommitResponse>> {
+    match client.commit(pb::CommitRequest {}).await {
+        Ok(response) => Ok(Some(response.into_inner())),
+        Err(status) if status.code() == tonic::Code::Unimplemented => Ok(None),
+        Err(status) => Err(ReplicateError::rpc(peer.name(), "Commit", status)),
+    }
+}
+
 /// What Apply did with the entries it was given.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Tally {

@@ -44,7 +44,8 @@ pub use metrics::{
 pub use peer::{DeviceConn, Peer, PeerAuth};
 pub use state::StateFile;
 pub use stream::{
-    DrainReport, MAX_APPLY_IN_FLIGHT, ReplicationStream, ResumePoint, StreamConfig, StreamHandle,
+    Committed, DrainReport, MAX_APPLY_IN_FLIGHT, ReplicationStream, ResumePoint, StreamConfig,
+    StreamHandle,
 };
 
 /// What `umbra replicate` runs: replication between a primary and its

@@ -183,8 +183,21 @@ pub struct DrainReport {
     /// The revision the target has applied everything up to (at least the
     /// one asked for).
     pub revision: u64,
-    /// How long it took.
+    /// How long it took, the commit included.
     pub waited: Duration,
+    /// What the target's commit changed: its own TCP connections made
+    /// liberal (`None`: the target's agent has no Commit, and its state
+    /// stays as replicated).
+    pub committed: Option<Committed>,
+}
+
+/// What the target's Commit changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Entries switched to liberal TCP tracking.
+    pub entries: u64,
+    /// Entries that ended before they were reached.
+    pub vanished: u64,
 }
 
 /// One direction of replication; see the module documentation.
@@ -201,6 +214,7 @@ pub struct ReplicationStream {
 #[derive(Debug, Clone)]
 pub struct StreamHandle {
     source: Peer,
+    target: Peer,
     shared: Arc<Shared>,
 }
 
@@ -265,6 +279,7 @@ impl ReplicationStream {
     pub fn handle(&self) -> StreamHandle {
         StreamHandle {
             source: self.source.clone(),
+            target: self.target.clone(),
             shared: Arc::clone(&self.shared),
         }
     }
@@ -715,15 +730,20 @@ impl StreamHandle {
     }
 
     /// Waits until the target has applied everything of the source up to
-    /// `revision` (`None`: the source's head now) — what failover calls
-    /// before redirecting traffic, so that no session the primary knows
-    /// is missing on the shadow.
+    /// `revision` (`None`: the source's head now), then has the target
+    /// commit (its own TCP connections made liberal, so their segments
+    /// are not dropped as out of window once it forwards them again) —
+    /// what failover calls before redirecting traffic, so that no session
+    /// the primary knows is missing or refused on the shadow. An agent
+    /// without Commit is drained only ([`DrainReport::committed`] is
+    /// `None`).
     ///
     /// # Errors
     /// [`ReplicateError::DrainTimeout`] when `timeout` passes first,
-    /// [`ReplicateError::Rpc`] when the source cannot tell its head,
-    /// [`ReplicateError::SourceRestarted`] when the source restarts
-    /// meanwhile, [`ReplicateError::Stopped`] when the stream stops.
+    /// [`ReplicateError::Rpc`] when the source cannot tell its head or
+    /// the target's commit fails, [`ReplicateError::SourceRestarted`] when
+    /// the source restarts meanwhile, [`ReplicateError::Stopped`] when the
+    /// stream stops.
     pub async fn drain_and_commit(
         &self,
         revision: Option<u64>,
@@ -750,10 +770,27 @@ impl StreamHandle {
                 ReplicateError::DrainTimeout { .. } => timed_out(epoch, target),
                 other => other,
             })?;
+        let mut client = self.target.client();
+        let committed =
+            tokio::time::timeout_at(deadline, device::commit(&self.target, &mut client))
+                .await
+                .map_err(|_| timed_out(epoch, target))??
+                .map(|c| Committed {
+                    entries: c.committed,
+                    vanished: c.vanished,
+                });
+        if committed.is_none() {
+            tracing::warn!(
+                target = self.target.name(),
+                "the target's agent has no Commit: its own TCP connections keep their \
+                 sequence windows"
+            );
+        }
         Ok(DrainReport {
             epoch,
             revision: acked,
             waited: started.elapsed(),
+            committed,
         })
     }
 

@@ -36,10 +36,10 @@ use foldhash::{HashMap, HashSet};
 use serde_json::{Value as Json, json};
 use umbra_netlink::{
     ConntrackEntry, ConntrackEvent, ConntrackTuple, ConntrackWriter, Errno, L4Tuple, NetNs, Route,
-    TcpInfo,
+    TcpInfo, tcp_flag,
 };
 
-use super::{Backend, ChangeQueue, InterfaceReading, MetricsReading};
+use super::{Backend, ChangeQueue, CommitReport, InterfaceReading, MetricsReading};
 use crate::error::{AgentError, Result};
 use crate::model::{
     ConntrackKey, ConntrackValue, IPS_ASSURED, IPS_SEEN_REPLY, IPS_SRC_NAT, Key, L4, LocalChange,
@@ -53,8 +53,6 @@ const IPS_DST_NAT: u32 = 0x20;
 /// (`CONFIRMED`, `*_NAT_DONE`, `DYING`...) are the kernel's bookkeeping and
 /// differ between an entry and its replica.
 const MEANINGFUL_STATUS: u32 = IPS_SEEN_REPLY | IPS_ASSURED | IPS_SRC_NAT | IPS_DST_NAT;
-/// `IP_CT_TCP_FLAG_BE_LIBERAL`: skip TCP window checks for the entry.
-const TCP_FLAG_BE_LIBERAL: u8 = 0x08;
 /// Conntrack events after an Apply of the same key that are taken as its
 /// echo when they differ from it only in status bits: a replica with labels
 /// is created first and updated in a second step, with an event each (and
@@ -118,6 +116,10 @@ struct Seen {
     applied: HashMap<ConntrackKey, RecentApplies>,
     routes: BTreeMap<RouteKey, RouteValue>,
     nft: BTreeMap<NftTableKey, NftTableValue>,
+    /// TCP entries the kernel tracks with sequence windows (not liberal in
+    /// both directions): the device's own connections. Apply writes
+    /// entries liberal; [`Backend::commit`] makes these liberal too.
+    strict: HashSet<ConntrackKey>,
     /// Bumped by every Apply of a route or table: a poll that read the
     /// kernel before it is stale and is discarded.
     generation: u64,
@@ -320,6 +322,7 @@ impl LinuxBackend {
                     .create(&conntrack_to_netlink(key, value, true))
                     .map_err(rejected)?;
                 seen.conntrack.insert(*key, *value);
+                seen.strict.remove(key);
                 self.report(Key::Conntrack(*key), Some(Value::Conntrack(*value)));
             }
             None => {
@@ -332,6 +335,7 @@ impl LinuxBackend {
                     other => other.map_err(rejected)?,
                 }
                 seen.conntrack.remove(key);
+                seen.strict.remove(key);
                 self.report(Key::Conntrack(*key), None);
             }
         }
@@ -374,6 +378,7 @@ impl LinuxBackend {
         for ((key, value), result) in run.iter().zip(&results) {
             if result.is_ok() {
                 seen.conntrack.insert(*key, *value);
+                seen.strict.remove(key);
                 reports.push(LocalChange {
                     key: Key::Conntrack(*key),
                     value: Some(Value::Conntrack(*value)),
@@ -467,6 +472,62 @@ impl Drop for LinuxBackend {
 impl Backend for LinuxBackend {
     fn kind(&self) -> &'static str {
         "linux"
+    }
+
+    /// Makes every TCP entry still tracked with sequence windows liberal
+    /// (`IP_CT_TCP_FLAG_BE_LIBERAL` both ways), as replicated entries are
+    /// written: the device's own connections went on through the peer
+    /// since it last forwarded them, and their sequence numbers with them.
+    /// Only the entries known to be strict are written, so a standby's
+    /// commit costs next to nothing; an entry that could not be written
+    /// stays known for the next commit.
+    fn commit(&self) -> Result<CommitReport> {
+        let keys: Vec<ConntrackKey> = std::mem::take(&mut self.shared.seen().strict)
+            .into_iter()
+            .collect();
+        if keys.is_empty() {
+            return Ok(CommitReport::default());
+        }
+        let tuples: Vec<(ConntrackTuple, u16)> = keys
+            .iter()
+            .map(|k| (tuple_to_netlink(&k.original), k.zone))
+            .collect();
+        let outcome = match self
+            .ns
+            .conntrack()
+            .set_tcp_flags(&tuples, tcp_flag::BE_LIBERAL)
+        {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.shared.seen().strict.extend(keys);
+                return Err(backend_error(e));
+            }
+        };
+        let mut report = CommitReport {
+            committed: outcome.updated as u64,
+            vanished: 0,
+        };
+        let mut failed = Vec::new();
+        for (i, error) in outcome.failures {
+            if error.errno() == Some(Errno::ENOENT) {
+                report.vanished += 1;
+            } else {
+                failed.push((keys[i], error));
+            }
+        }
+        if let Some((_, first)) = failed.first() {
+            let message = format!(
+                "{} of {} conntrack entries could not be made liberal, the first: {first}",
+                failed.len(),
+                keys.len()
+            );
+            self.shared
+                .seen()
+                .strict
+                .extend(failed.iter().map(|(k, _)| *k));
+            return Err(AgentError::Backend(message));
+        }
+        Ok(report)
     }
 
     fn snapshot(&self) -> Result<Vec<(Key, Value)>> {
@@ -613,13 +674,20 @@ fn read_state(shared: &Shared, ns: &NetNs) -> Result<Vec<(Key, Value)>> {
     let nft = read_nft(ns, &shared.config.local_nft_tables).map_err(backend_error)?;
     let mut seen = shared.seen();
     // Under the lock: events read meanwhile are compared with the dump.
+    let mut strict = HashSet::default();
     let conntrack: HashMap<ConntrackKey, ConntrackValue> = ns
         .conntrack()
         .dump()
         .map_err(backend_error)?
         .iter()
         .filter(|e| Some(e.mark) != shared.config.local_conntrack_mark)
-        .map(conntrack_from_netlink)
+        .map(|e| {
+            let (key, value) = conntrack_from_netlink(e);
+            if is_strict(e) == Some(true) {
+                strict.insert(key);
+            }
+            (key, value)
+        })
         .collect();
     let mut out = Vec::with_capacity(conntrack.len() + routes.len() + nft.len());
     out.extend(
@@ -637,6 +705,7 @@ fn read_state(shared: &Shared, ns: &NetNs) -> Result<Vec<(Key, Value)>> {
             .map(|(k, v)| (Key::NftTable(k.clone()), Value::NftTable(v.clone()))),
     );
     seen.conntrack = conntrack;
+    seen.strict = strict;
     seen.routes = routes;
     seen.nft = nft;
     seen.generation += 1;
@@ -734,6 +803,15 @@ fn conntrack_events(shared: &Shared, events: Vec<ConntrackEvent>) {
             continue;
         }
         let (key, value) = conntrack_from_netlink(&entry);
+        match (live, is_strict(&entry)) {
+            (true, Some(true)) => {
+                seen.strict.insert(key);
+            }
+            (true, None) => {}
+            (true, Some(false)) | (false, _) => {
+                seen.strict.remove(&key);
+            }
+        }
         let value = live.then_some(value);
         let recent = seen
             .applied
@@ -755,6 +833,14 @@ fn conntrack_events(shared: &Shared, events: Vec<ConntrackEvent>) {
     // Apply's report of a later write.
     shared.queue.push_all(changes);
     drop(seen);
+}
+
+/// Whether a TCP entry is tracked with sequence windows in either
+/// direction (`None`: not TCP, or no TCP details given).
+fn is_strict(entry: &ConntrackEntry) -> Option<bool> {
+    entry
+        .tcp
+        .map(|tcp| tcp.flags_original & tcp.flags_reply & tcp_flag::BE_LIBERAL == 0)
 }
 
 /// Whether a conntrack event (`None`: destroyed) says nothing new: the
@@ -1018,7 +1104,7 @@ pub fn conntrack_to_netlink(
     liberal: bool,
 ) -> ConntrackEntry {
     let original = tuple_to_netlink(&key.original);
-    let flags = if liberal { TCP_FLAG_BE_LIBERAL } else { 0 };
+    let flags = if liberal { tcp_flag::BE_LIBERAL } else { 0 };
     ConntrackEntry {
         original,
         reply: tuple_to_netlink(&value.reply),
@@ -1221,8 +1307,8 @@ mod tests {
             .tcp
             .expect("TCP info");
         assert_eq!(liberal.state, umbra_netlink::TcpState::SynRecv);
-        assert_eq!(liberal.flags_original, TCP_FLAG_BE_LIBERAL);
-        assert_eq!(liberal.flags_reply, TCP_FLAG_BE_LIBERAL);
+        assert_eq!(liberal.flags_original, tcp_flag::BE_LIBERAL);
+        assert_eq!(liberal.flags_reply, tcp_flag::BE_LIBERAL);
         for raw in 0..10 {
             let state = umbra_netlink::TcpState::from_raw(raw).expect("state");
             assert_eq!(tcp_state_to_netlink(tcp_state_from_netlink(state)), state);

@@ -22,7 +22,7 @@ use rand::{Rng as _, SeedableRng as _};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, ChangeQueue, InterfaceReading, MetricsReading};
+use super::{Backend, ChangeQueue, CommitReport, InterfaceReading, MetricsReading};
 use crate::error::Result;
 use crate::model::{
     ConntrackKey, ConntrackValue, IPS_ASSURED, IPS_CONFIRMED, IPS_SEEN_REPLY, IPS_SRC_NAT, Key, L4,
@@ -492,6 +492,11 @@ impl SimBackend {
 impl Backend for SimBackend {
     fn kind(&self) -> &'static str {
         "sim"
+    }
+
+    /// Simulated sessions carry no sequence windows: nothing to commit.
+    fn commit(&self) -> Result<CommitReport> {
+        Ok(CommitReport::default())
     }
 
     fn snapshot(&self) -> Result<Vec<(Key, Value)>> {

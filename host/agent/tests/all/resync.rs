@@ -54,6 +54,10 @@ impl Backend for Flaky {
     fn problems(&self) -> Vec<String> {
         Vec::new()
     }
+
+    fn commit(&self) -> umbra_agent::Result<umbra_agent::CommitReport> {
+        self.sim.commit()
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use umbra_agent::backend::{Backend, ChangeQueue, MetricsReading};
+use umbra_agent::backend::{Backend, ChangeQueue, CommitReport, MetricsReading};
 use umbra_agent::model::{Key, Rejected, Value};
 use umbra_agent::{LinuxBackend, Result};
 
@@ -49,6 +49,10 @@ impl Backend for LabBackend {
 
     fn metrics(&self) -> MetricsReading {
         self.linux.metrics()
+    }
+
+    fn commit(&self) -> Result<CommitReport> {
+        self.linux.commit()
     }
 
     fn problems(&self) -> Vec<String> {

@@ -14,7 +14,7 @@ use umbra_lab::failover_lab::{Device, FailoverLab, FailoverLabOptions, FaultKind
 use umbra_proto::umbra::device::v1::{MetricsSample, ServingStatus};
 
 use support::{
-    Harness, PRIMARY, SHADOW, WAIT, exchange, interface, namespaces, read_once, require_root,
+    Harness, PRIMARY, SHADOW, WAIT, bulk, exchange, interface, namespaces, read_once, require_root,
     serial,
 };
 
@@ -139,6 +139,97 @@ fn a_replicated_connection_survives_the_one_write_failover() {
         after >= before + 2,
         "the data did not go through the shadow ({before} → {after} packets on its client leg)"
     );
+}
+
+/// A failback to the device that opened a connection: that device's own
+/// conntrack entry still tracks the sequence windows it last saw, and the
+/// connection moved on through the other device by far more than a
+/// window. Redirected back without a commit, its segments are out of
+/// window and dropped (strict tracking, as the kernel defaults to); the
+/// reverse drain-and-commit makes the entry liberal and the connection
+/// flows again.
+#[test]
+fn a_failback_carries_the_old_devices_own_connection_once_committed() {
+    let _serial = serial();
+    let h = Harness::up(FailoverLabOptions::default());
+    let forward = h.replicate();
+    let (mut client, mut server) = h.connect(Duration::from_secs(2));
+    exchange(&mut client, &mut server, b"through the primary");
+    let port = client.local_addr().expect("client address").port();
+    assert!(
+        wait_until(|| holds_connection(&h.lab, Device::Primary, port)),
+        "the primary's agent never reported the connection"
+    );
+    h.runtime
+        .block_on(forward.handle.drain_and_commit(None, WAIT))
+        .unwrap_or_else(|e| panic!("drain: {e} ({:#?})", forward.handle.status()));
+    h.select(SHADOW);
+    // 64 MiB each way: far beyond any window the primary saw.
+    bulk(&client, &server, 64 << 20);
+    exchange(&mut client, &mut server, b"through the shadow");
+    drop(forward);
+
+    // The control: back to the primary without a commit.
+    h.select(PRIMARY);
+    use std::io::Write as _;
+    client.write_all(b"stalled").expect("client writes");
+    let mut got = [0u8; 7];
+    let error = read_once(&mut server, &mut got)
+        .expect_err("the primary's strict entry must drop the moved-on segments");
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "the connection stalls (not reset): {error}"
+    );
+
+    // Replication reversed, drained and committed into the primary (what
+    // the daemon does before the flip back): the retransmitted segment
+    // now passes.
+    let reverse = h.replicate_from(SHADOW);
+    let report = h
+        .runtime
+        .block_on(reverse.handle.drain_and_commit(None, WAIT))
+        .unwrap_or_else(|e| panic!("drain: {e} ({:#?})", reverse.handle.status()));
+    let committed = report.committed.expect("the agent commits");
+    assert!(
+        committed.entries >= 1,
+        "the primary's own entry was not committed: {committed:?}"
+    );
+    let before = interface(&h.metrics_now(&h.info.primary_agent.url), "legc").rx_packets;
+    server
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    read_exact_interrupted(&mut server, &mut got);
+    assert_eq!(
+        &got, b"stalled",
+        "the stalled segment arrives, retransmitted"
+    );
+    exchange(&mut client, &mut server, b"through the primary again");
+    bulk(&client, &server, 1 << 20);
+    let after = interface(&h.metrics_now(&h.info.primary_agent.url), "legc").rx_packets;
+    assert!(
+        after > before,
+        "the data did not go through the primary ({before} → {after} packets on its client leg)"
+    );
+    // A second commit finds nothing left to do.
+    let again = h
+        .runtime
+        .block_on(reverse.handle.drain_and_commit(None, WAIT))
+        .expect("drain again");
+    assert_eq!(again.committed.map(|c| c.entries), Some(0));
+}
+
+fn read_exact_interrupted(stream: &mut std::net::TcpStream, buf: &mut [u8]) {
+    let mut got = 0;
+    while got < buf.len() {
+        match read_once(stream, &mut buf[got..]) {
+            Ok(0) => panic!("the connection closed"),
+            Ok(n) => got += n,
+            Err(e) => panic!("read after {got} of {} bytes: {e}", buf.len()),
+        }
+    }
 }
 
 #[test]

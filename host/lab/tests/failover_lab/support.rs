@@ -198,11 +198,25 @@ impl Harness {
 
     /// Starts the real replicator from the primary's agent to the shadow's.
     pub fn replicate(&self) -> Replication {
+        self.replicate_from(PRIMARY)
+    }
+
+    /// Starts the real replicator from `device`'s agent to the other's.
+    pub fn replicate_from(&self, device: u8) -> Replication {
         let _entered = self.runtime.enter();
         let peer = |name: &str, url: &str| Peer::connect_lazy(name, url, None).expect("peer");
-        let replicator = Replicator::new(
+        let (primary, shadow) = (
             peer("primary", &self.info.primary_agent.url),
             peer("shadow", &self.info.shadow_agent.url),
+        );
+        let (source, target) = if device == PRIMARY {
+            (primary, shadow)
+        } else {
+            (shadow, primary)
+        };
+        let replicator = Replicator::new(
+            source,
+            target,
             ReplicatorConfig {
                 stream: StreamConfig {
                     backoff_max: Duration::from_millis(300),
@@ -388,6 +402,36 @@ pub fn exchange(client: &mut TcpStream, server: &mut TcpStream, message: &[u8]) 
         .read_exact(&mut got)
         .unwrap_or_else(|e| panic!("client reads the echo: {e}"));
     assert_eq!(got, message);
+}
+
+/// Sends `bytes` of data each way (the connection's sequence numbers move
+/// on by as much).
+pub fn bulk(client: &TcpStream, server: &TcpStream, bytes: usize) {
+    for (mut from, mut to) in [(client, server), (server, client)] {
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let chunk = vec![0x5a_u8; 64 * 1024];
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    from.write_all(&chunk[..n]).expect("bulk write");
+                    left -= n;
+                }
+            });
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = 0;
+            while got < bytes {
+                let n = loop {
+                    match to.read(&mut buf) {
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        other => break other.expect("bulk read"),
+                    }
+                };
+                assert!(n > 0, "the connection closed during the bulk transfer");
+                got += n;
+            }
+        });
+    }
 }
 
 /// Reads once, retrying reads a signal interrupted.

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use umbra_netlink::conntrack::status;
+use umbra_netlink::conntrack::{status, tcp_flag};
 use umbra_netlink::{
     Applied, ConntrackEntry, ConntrackEvent, ConntrackEvents, ConntrackTuple, Error, L4Tuple,
     TcpInfo, TcpState,
@@ -393,6 +393,76 @@ fn synthetic_entries_create_update_delete_with_typed_errors() {
     let mut mixed = fresh;
     mixed.original.src = ip("198.18.7.1");
     assert!(matches!(ct.create(&mixed), Err(Error::InvalidArgument(_))));
+}
+
+/// Setting TCP flags changes those flags only, in both directions, and
+/// answers `ENOENT` for an entry that is gone.
+#[test]
+fn tcp_flags_are_set_without_touching_anything_else() {
+    let mut lab = Lab::new();
+    let name = lab.ns("ctflags");
+    let ns = lab.handle(&name);
+    let ct = ns.conntrack();
+    let tcp6 = synthetic().swap_remove(2);
+    let mut tcp4 = ConntrackEntry::new(
+        ConntrackTuple {
+            src: ip("198.18.7.1"),
+            dst: ip("198.18.7.2"),
+            protocol: 6,
+            l4: L4Tuple::Ports {
+                src: 40003,
+                dst: 22,
+            },
+        },
+        900,
+    );
+    tcp4.zone = 3;
+    tcp4.mark = 42;
+    for e in [&tcp6, &tcp4] {
+        assert_eq!(ct.create(e).unwrap(), Applied::Created);
+    }
+    let gone = ConntrackTuple {
+        src: ip("198.18.7.1"),
+        dst: ip("198.18.7.4"),
+        ..tcp4.original
+    };
+    let outcome = ct
+        .set_tcp_flags(
+            &[
+                (tcp6.original, tcp6.zone),
+                (tcp4.original, tcp4.zone),
+                (gone, 0),
+            ],
+            tcp_flag::BE_LIBERAL,
+        )
+        .unwrap();
+    assert_eq!(outcome.updated, 2);
+    assert_eq!(outcome.failures.len(), 1, "{:?}", outcome.failures);
+    assert_eq!(outcome.failures[0].0, 2);
+    assert_eq!(outcome.failures[0].1.errno(), Some(nix_errno::ENOENT));
+
+    let dumped = ct.dump().unwrap();
+    assert_eq!(dumped.len(), 2);
+    for before in [&tcp6, &tcp4] {
+        let after = dumped
+            .iter()
+            .find(|d| d.original == before.original)
+            .unwrap();
+        let (was, is) = (before.tcp.unwrap(), after.tcp.unwrap());
+        assert_eq!(is.flags_original, was.flags_original | tcp_flag::BE_LIBERAL);
+        assert_eq!(is.flags_reply, was.flags_reply | tcp_flag::BE_LIBERAL);
+        assert_eq!(is.state, was.state);
+        assert_eq!(
+            (is.wscale_original, is.wscale_reply),
+            (was.wscale_original, was.wscale_reply)
+        );
+        assert_eq!((after.zone, after.mark), (before.zone, before.mark));
+        assert_eq!(
+            after.status & status::ASSURED,
+            before.status & status::ASSURED
+        );
+        assert!(after.timeout <= before.timeout && after.timeout + 5 >= before.timeout);
+    }
 }
 
 /// Only the last request of each datagram asks for an ACK; a refused
