@@ -20,6 +20,9 @@
 //! side's copy is deleted rather than written back — the resurrection a
 //! bounded tombstone set would otherwise allow. This is the rule a
 //! snapshot after a gap already follows (the source's snapshot decides).
+//! Because B's snapshot is read after A's, a key A created in between may
+//! be on B and not in A's snapshot: an orphan on B is confirmed by a
+//! second snapshot of A, read after B's.
 //!
 //! Repairs are idempotent and only ever raise versions, so a round that
 //! races with the streams does no harm: at worst it writes what the stream
@@ -264,7 +267,28 @@ impl AntiEntropy {
             (write, orphans)
         };
         let (to_b, orphans_on_a) = newer(&side_a, &side_b, health_b.node_id);
-        let (to_a, orphans_on_b) = newer(&side_b, &side_a, health_a.node_id);
+        let (to_a, mut orphans_on_b) = newer(&side_b, &side_a, health_a.node_id);
+        // B's snapshot was read after A's: a key A created in between can
+        // be in B's (the stream brought it) and not in A's, new rather
+        // than deleted. A key is an orphan on B only if A still lacks it
+        // in a snapshot read after B's. (Orphans on A need no second look:
+        // B's snapshot is the later one.)
+        if !orphans_on_b.is_empty() {
+            let partitions: BTreeSet<u32> = orphans_on_b
+                .iter()
+                .map(|(key, ..)| key.partition(count))
+                .collect();
+            let (_, _, again) = device::snapshot_partitions(
+                &self.a,
+                &mut a,
+                chunk,
+                count,
+                partitions.iter().copied().collect(),
+            )
+            .await?;
+            let again = side(again, count, &partitions);
+            orphans_on_b.retain(|(key, ..)| !again.contains_key(key));
+        }
         let mut needed: BTreeMap<u32, (u64, u64)> = BTreeMap::new(); // partition → (applied, rejected)
         let written_b = self
             .repair(&self.b, &mut b, &to_b, count, &mut needed)

@@ -194,3 +194,104 @@ async fn the_replicator_runs_anti_entropy_and_reports_the_repairs() {
         .expect("stops")
         .expect("task");
 }
+
+/// A round compares A's snapshot with B's, read a moment later: keys A
+/// creates in between reach B through the stream and are in B's snapshot
+/// but not in A's. They carry A's origin, yet they are new, not deleted
+/// on A: no round may delete them on B (nor, through B's tombstone, on A).
+/// Keys are created on A in bursts every millisecond while rounds run back
+/// to back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_born_during_a_round_are_not_taken_for_deleted_ones() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+    use umbra_replicate::ReplicationStream;
+
+    use crate::support::{WAIT, stream_config};
+
+    let a = Node::primary(quiet()).await;
+    let b = Node::shadow().await;
+    let (pa, pb) = (a.peer("primary"), b.peer("shadow"));
+    let stream = ReplicationStream::new(pa.clone(), pb.clone(), stream_config());
+    let handle = stream.handle();
+    let stop = CancellationToken::new();
+    tokio::spawn(stream.run(stop.clone()));
+    let anti_entropy = AntiEntropy::new(
+        pa.clone(),
+        pb.clone(),
+        AntiEntropyConfig {
+            partitions: 4,
+            ..AntiEntropyConfig::default()
+        },
+    )
+    .following(Some(handle.clone()), None);
+    // Enough state that reading a snapshot takes a while, as a real
+    // device's does: the window between the two snapshots widens.
+    let t0 = umbra_agent::hlc::system_ms() - 60_000;
+    for chunk in 0..20_u16 {
+        let entries = (0..1_000_u16)
+            .map(|i| {
+                // Another service (port 80), so no key of the test's own.
+                let mut entry = conntrack(chunk * 1_000 + i, 1, version(t0, 1, false));
+                if let Some(umbra_proto::umbra::device::v1::entry::Entry::Conntrack(c)) =
+                    &mut entry.entry
+                {
+                    c.original.as_mut().expect("original").destination_port = 80;
+                    c.reply.as_mut().expect("reply").source_port = 80;
+                }
+                entry
+            })
+            .collect();
+        apply(&pa, entries).await;
+    }
+    handle.drain_and_commit(None, WAIT).await.expect("drained");
+    anti_entropy.round().await.expect("round");
+
+    let born = Arc::new(AtomicU16::new(0));
+    let writer = tokio::spawn({
+        let (pa, born, stop) = (pa.clone(), Arc::clone(&born), stop.clone());
+        async move {
+            let t = umbra_agent::hlc::system_ms();
+            // Bursts of 20, as a device's new connections come.
+            for burst in 0..200_u16 {
+                if stop.is_cancelled() {
+                    break;
+                }
+                let ports = burst * 20 + 1..=burst * 20 + 20;
+                let entries = ports
+                    .clone()
+                    .map(|port| conntrack(port, 1, version(t + u64::from(port), 1, false)))
+                    .collect();
+                apply(&pa, entries).await;
+                born.store(*ports.end(), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let mut rounds = 0;
+    while !writer.is_finished() && rounds < 200 {
+        anti_entropy.round().await.expect("round");
+        rounds += 1;
+    }
+    writer.await.expect("writer");
+    let born = born.load(Ordering::SeqCst);
+    handle.drain_and_commit(None, WAIT).await.expect("drained");
+    anti_entropy.round().await.expect("round");
+    let lost_on_a: Vec<u16> = (1..=born)
+        .filter(|&p| mark_of(&a.agent, p).is_none())
+        .collect();
+    let lost_on_b: Vec<u16> = (1..=born)
+        .filter(|&p| mark_of(&b.agent, p).is_none())
+        .collect();
+    assert!(
+        lost_on_a.is_empty() && lost_on_b.is_empty(),
+        "{rounds} rounds over {born} new keys deleted {:?} on A and {:?} on B",
+        lost_on_a,
+        lost_on_b
+    );
+    eprintln!("{rounds} rounds over {born} new keys, none lost");
+    stop.cancel();
+}
