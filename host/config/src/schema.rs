@@ -14,6 +14,8 @@ use umbra_policy_logic::FailoverConfig;
 pub const DEFAULT_TICK_MS: u64 = 500;
 /// Default of `[host] takeover-after-ms`.
 pub const DEFAULT_TAKEOVER_AFTER_MS: u64 = 2_000;
+/// Default of `[host] agent-grace-ms`.
+pub const DEFAULT_AGENT_GRACE_MS: u64 = 3_000;
 /// Default of [`HostConfig::audit_log`], next to the configuration file.
 pub const DEFAULT_AUDIT_LOG: &str = "umbra-audit.jsonl";
 /// Default of [`HostConfig::state_dir`], next to the configuration file.
@@ -90,6 +92,11 @@ pub struct HostConfig {
     /// a backup host waits after a switch says its primary is gone before
     /// arbitrating above it to take over.
     pub takeover_after_ms: u64,
+    /// `agent-grace-ms` (0..=600000, default 3000; 0: at once): how long a
+    /// device's agent may be unreachable before the device counts as
+    /// unhealthy. An agent restarting is not the device failing; its
+    /// health checks go on judging it meanwhile.
+    pub agent_grace_ms: u64,
 }
 
 /// `[management]` (optional table).

@@ -12,11 +12,11 @@ use umbra_orchestrator::{Slot, Timeouts};
 
 use crate::reader::{Exists, Need, Reader, Span, Spanned, TableRef};
 use crate::schema::{
-    CPU_PORT, Config, DEFAULT_AUDIT_LOG, DEFAULT_CHECK_INTERVAL_MS, DEFAULT_STATE_DIR,
-    DEFAULT_TAKEOVER_AFTER_MS, DEFAULT_TICK_MS, DeviceConfig, Endpoint, FailoverSettings,
-    HealthCheckConfig, HostConfig, MAX_PORT, ManagementConfig, ModelConfig, PairConfig,
-    PoliciesConfig, ReplicationConfig, SamplingConfig, SamplingMode, Scheme, SwitchConfig,
-    TlsConfig, TlsIdentity,
+    CPU_PORT, Config, DEFAULT_AGENT_GRACE_MS, DEFAULT_AUDIT_LOG, DEFAULT_CHECK_INTERVAL_MS,
+    DEFAULT_STATE_DIR, DEFAULT_TAKEOVER_AFTER_MS, DEFAULT_TICK_MS, DeviceConfig, Endpoint,
+    FailoverSettings, HealthCheckConfig, HostConfig, MAX_PORT, ManagementConfig, ModelConfig,
+    PairConfig, PoliciesConfig, ReplicationConfig, SamplingConfig, SamplingMode, Scheme,
+    SwitchConfig, TlsConfig, TlsIdentity,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -35,6 +35,7 @@ const HOST_KEYS: &[&str] = &[
     "audit-log",
     "state-dir",
     "takeover-after-ms",
+    "agent-grace-ms",
 ];
 const MANAGEMENT_KEYS: &[&str] = &["listen", "metrics", "token-file"];
 const MODEL_KEYS: &[&str] = &["path", "probability-threshold"];
@@ -140,6 +141,7 @@ fn read_host(r: &mut Reader<'_>, root: &TableRef<'_>) -> Option<HostConfig> {
     let audit_log = r.path(&t, "audit-log", Need::Optional, Exists::Anything);
     let state_dir = r.path(&t, "state-dir", Need::Optional, Exists::Anything);
     let takeover = r.integer(&t, "takeover-after-ms", Need::Optional, 0..=600_000);
+    let agent_grace = r.integer(&t, "agent-grace-ms", Need::Optional, 0..=600_000);
     Some(HostConfig {
         name: name?.value,
         election_id: unsigned(election_id?)?,
@@ -147,6 +149,7 @@ fn read_host(r: &mut Reader<'_>, root: &TableRef<'_>) -> Option<HostConfig> {
         audit_log: audit_log.map_or_else(|| r.resolve(DEFAULT_AUDIT_LOG), |p| p.value),
         state_dir: state_dir.map_or_else(|| r.resolve(DEFAULT_STATE_DIR), |p| p.value),
         takeover_after_ms: takeover.map_or(Some(DEFAULT_TAKEOVER_AFTER_MS), unsigned)?,
+        agent_grace_ms: agent_grace.map_or(Some(DEFAULT_AGENT_GRACE_MS), unsigned)?,
     })
 }
 

@@ -385,6 +385,7 @@ impl<F: Fabric + Clone, R: Replication + Clone> PairDriver<F, R> {
             Command::Verify { slot } => {
                 *verification = Some(Verification { slot, before: None });
             }
+            Command::StopReplication => replication.stop(),
             Command::Replicate { from } => {
                 ops.spawn(async move {
                     match replication.reverse(from).await {

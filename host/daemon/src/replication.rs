@@ -1,5 +1,9 @@
 //! Replication as the pair driver needs it: drain into the standby before a
-//! flip, and run from the new active device after one.
+//! flip, run from the active device once this host is the primary and after
+//! every flip, and stop when this host stops being the primary (only the
+//! P4Runtime primary's replication writes into the devices: two hosts'
+//! replicators race each other's snapshots, and a snapshot's deletes took
+//! fresh connections off a standby in the lab).
 //!
 //! [`AgentReplication`] runs Umbra's replicator between the pair's two
 //! agents (snapshot, ordered change stream, anti-entropy) in the direction
@@ -27,6 +31,9 @@ pub trait Replication: Send + Sync + 'static {
     /// returns once the other holds `from`'s state: it is the standby again.
     /// Keeps trying while the other device is away.
     fn reverse(&self, from: Slot) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Stops replicating (this host is no longer the primary).
+    fn stop(&self);
 }
 
 /// Replication off.
@@ -41,6 +48,8 @@ impl Replication for NoReplication {
     async fn reverse(&self, _from: Slot) -> Result<(), String> {
         Ok(())
     }
+
+    fn stop(&self) {}
 }
 
 struct Running {
@@ -67,28 +76,28 @@ impl std::fmt::Debug for AgentReplication {
 }
 
 impl AgentReplication {
-    /// Starts replicating from `active` to the other device, on `tasks`.
+    /// Replication between `peers`, on `tasks`; nothing runs until the
+    /// pair driver asks ([`Replication::reverse`], once this host is the
+    /// primary).
     #[must_use]
-    pub fn start(
+    pub fn new(
         peers: [Peer; 2],
         config: ReplicatorConfig,
-        active: Slot,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
-        let replication = Self {
+        Self {
             peers: Arc::new(peers),
             config,
             tasks,
             shutdown,
             running: Arc::new(Mutex::new(None)),
-        };
-        replication.run_from(active);
-        replication
+        }
     }
 
-    /// Stops what runs and replicates from `from`.
-    fn run_from(&self, from: Slot) -> ReplicatorHandle {
+    /// Stops what runs and replicates from `from`; the new replicator's
+    /// handle and stop token.
+    fn run_from(&self, from: Slot) -> (ReplicatorHandle, CancellationToken) {
         let source = self.peers[from as usize].clone();
         let target = self.peers[from.other() as usize].clone();
         let replicator = Replicator::new(source, target, self.config.clone());
@@ -109,12 +118,12 @@ impl AgentReplication {
             .replace(Running {
                 from,
                 handle: handle.clone(),
-                stop,
+                stop: stop.clone(),
             });
         if let Some(previous) = previous {
             previous.stop.cancel();
         }
-        handle
+        (handle, stop)
     }
 
     /// The running replicator's handle and direction.
@@ -124,10 +133,10 @@ impl AgentReplication {
         running.as_ref().map(|r| (r.from, r.handle.status()))
     }
 
-    fn handle_towards(&self, to: Slot) -> Result<ReplicatorHandle, String> {
+    fn handle_towards(&self, to: Slot) -> Result<(ReplicatorHandle, CancellationToken), String> {
         let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         match running.as_ref() {
-            Some(r) if r.from.other() == to => Ok(r.handle.clone()),
+            Some(r) if r.from.other() == to => Ok((r.handle.clone(), r.stop.clone())),
             _ => Err(format!("replication does not run towards {to}")),
         }
     }
@@ -135,7 +144,7 @@ impl AgentReplication {
 
 impl Replication for AgentReplication {
     async fn drain(&self, to: Slot, timeout: Duration) -> Result<(), String> {
-        let handle = self.handle_towards(to)?;
+        let (handle, _) = self.handle_towards(to)?;
         handle
             .drain_and_commit(None, timeout)
             .await
@@ -144,8 +153,8 @@ impl Replication for AgentReplication {
     }
 
     async fn reverse(&self, from: Slot) -> Result<(), String> {
-        let handle = match self.handle_towards(from.other()) {
-            Ok(handle) => handle,
+        let (handle, stopped) = match self.handle_towards(from.other()) {
+            Ok(running) => running,
             Err(_) => self.run_from(from),
         };
         // The old active device may be down (that is why it was replaced):
@@ -157,8 +166,21 @@ impl Replication for AgentReplication {
             }
             tokio::select! {
                 () = self.shutdown.cancelled() => return Err("shutting down".into()),
+                () = stopped.cancelled() => return Err("replication stopped".into()),
                 () = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
+        }
+    }
+
+    fn stop(&self) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(running) = running {
+            tracing::info!(from = %running.from, "replication stopped: this host is not the primary");
+            running.stop.cancel();
         }
     }
 }

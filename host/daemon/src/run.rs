@@ -365,7 +365,8 @@ impl HealthBoard {
 
 /// Follows one device's agent: its Metrics stream feeds the engine; a
 /// stream that cannot be opened or ends makes the device unhealthy until
-/// it is back.
+/// it is back, once it has been lost for `grace` (`[host]
+/// agent-grace-ms`): a restarting agent is not a failing device.
 #[allow(clippy::too_many_arguments)]
 async fn follow_agent(
     pair: usize,
@@ -373,11 +374,13 @@ async fn follow_agent(
     uri: String,
     token: Option<String>,
     tick_ms: u64,
+    grace: Duration,
     telemetry: mpsc::Sender<Telemetry>,
     health: HealthBoard,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut lost_since: Option<tokio::time::Instant> = None;
     loop {
         let stream = async {
             let channel = tonic::transport::Endpoint::from_shared(uri.clone())
@@ -410,6 +413,7 @@ async fn follow_agent(
             Ok(mut stream) => {
                 health.report(slot, "agent", true, String::new()).await;
                 backoff = Duration::from_millis(100);
+                lost_since = None;
                 loop {
                     let message = tokio::select! {
                         () = shutdown.cancelled() => return,
@@ -441,11 +445,26 @@ async fn follow_agent(
                 }
             }
         };
-        tracing::warn!(pair, %slot, %reason, "device agent lost");
-        health.report(slot, "agent", false, reason).await;
+        let since = *lost_since.get_or_insert_with(tokio::time::Instant::now);
+        let left = grace.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            tracing::warn!(pair, %slot, %reason, "device agent lost");
+            health.report(slot, "agent", false, reason).await;
+        } else {
+            tracing::warn!(
+                pair, %slot, %reason, grace_ms = grace.as_millis(),
+                "device agent unreachable; the device counts as healthy for its grace"
+            );
+        }
+        // Retried with backoff, and once more when the grace ends.
+        let wait = if left.is_zero() {
+            backoff
+        } else {
+            backoff.min(left)
+        };
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
@@ -712,10 +731,9 @@ pub async fn start(
             if let Some(anti_entropy) = &mut replicator.anti_entropy {
                 anti_entropy.interval = Duration::from_secs(pair.replication.anti_entropy_s);
             }
-            Some(AgentReplication::start(
+            Some(AgentReplication::new(
                 peers,
                 replicator,
-                active,
                 tasks.clone(),
                 shutdown.clone(),
             ))
@@ -752,6 +770,7 @@ pub async fn start(
                 device.agent.uri(),
                 token,
                 config.host.tick_ms,
+                Duration::from_millis(config.host.agent_grace_ms),
                 telemetry_tx.clone(),
                 board.clone(),
                 shutdown.clone(),

@@ -1,6 +1,7 @@
 //! Faults during a failover on the namespace lab (root), with real
 //! packets: the switch restarting mid-failover, the primary host dying
-//! mid-failover with a backup host taking over, and both in a row. The
+//! mid-failover with a backup host taking over, both in a row, and either
+//! device's agent crashing mid-failover. The
 //! pair ends consistent (the switch's selector names the device the
 //! surviving daemon believes active), no probe gap is longer than the
 //! verification timeout, and the long-lived TCP sessions survive.
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use umbra_daemon::pair::PairView;
 use umbra_daemon::run::{Running, audit_file, start};
-use umbra_lab::failover_lab::{FailoverLab, FailoverLabOptions, LabInfo};
+use umbra_lab::failover_lab::{Device, FailoverLab, FailoverLabOptions, LabInfo};
 use umbra_orchestrator::{Phase, Slot};
 use umbra_traffic::{Traffic, TrafficPlan};
 
@@ -72,6 +73,11 @@ fn device(slot: Slot) -> u64 {
 fn agreed(runtime: &Runtime, switch: SocketAddr, running: &Running) -> bool {
     let v = view(running);
     v.master && v.phase == Phase::Normal && selected(runtime, switch) == Some(device(v.active))
+}
+
+/// When `running`'s pair last changed state (its last audit record).
+fn last_change(running: &Running) -> Option<i64> {
+    view(running).last_audit.map(|record| record.at_ms)
 }
 
 /// The sessions as the kernels see them, for a failure's message: the
@@ -136,11 +142,52 @@ fn a_switch_restart_then_a_host_crash_in_the_next_failover_end_consistent() {
     scenario(Fault::Both);
 }
 
+/// The shadow's agent crashes right after a failover began (after the
+/// drain, as it turns out) and is back a second later (a fresh process:
+/// new change-log epoch, its state read from the kernel again). The pair
+/// ends consistent, and once the agent is back replication catches up: a
+/// second failover carries every session.
+#[test]
+fn a_shadow_agent_crash_mid_failover_ends_consistent_and_replication_recovers() {
+    scenario(Fault::AgentCrash(Device::Shadow, Crash::AfterTrigger));
+}
+
+/// The same with the primary's agent.
+#[test]
+fn a_primary_agent_crash_mid_failover_ends_consistent_and_replication_recovers() {
+    scenario(Fault::AgentCrash(Device::Primary, Crash::AfterTrigger));
+}
+
+/// The shadow's agent is down when the failover is triggered: the drain
+/// into it cannot complete until it is back (or gives up), and the pair
+/// ends consistent either way.
+#[test]
+fn a_shadow_agent_down_at_the_trigger_ends_consistent_and_replication_recovers() {
+    scenario(Fault::AgentCrash(Device::Shadow, Crash::BeforeTrigger));
+}
+
+/// The primary's agent is down when the failover is triggered: the drain
+/// cannot even learn the primary's head.
+#[test]
+fn a_primary_agent_down_at_the_trigger_ends_consistent_and_replication_recovers() {
+    scenario(Fault::AgentCrash(Device::Primary, Crash::BeforeTrigger));
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Fault {
     SwitchRestart,
     HostCrash,
     Both,
+    AgentCrash(Device, Crash),
+}
+
+/// When an agent crashes, relative to the failover's trigger.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    /// 20 ms before.
+    BeforeTrigger,
+    /// 5 ms after.
+    AfterTrigger,
 }
 
 fn scenario(fault: Fault) {
@@ -183,7 +230,8 @@ fn scenario(fault: Fault) {
         let v = view(&running_a);
         v.master && v.phase == Phase::Normal
     });
-    let running_b = (fault != Fault::SwitchRestart).then(|| {
+    let with_backup = matches!(fault, Fault::HostCrash | Fault::Both);
+    let running_b = with_backup.then(|| {
         let running = runtime
             .block_on(start(
                 &config_b,
@@ -210,22 +258,62 @@ fn scenario(fault: Fault) {
     std::thread::sleep(Duration::from_secs(3));
 
     let switch = info.switch.p4runtime;
-    runtime.block_on(running_a.failover("web", "test")).unwrap();
-    if fault != Fault::HostCrash {
-        // The switch restarts (empty) right after the failover began.
-        std::thread::sleep(Duration::from_millis(5));
-        lab.restart_switch(Duration::from_millis(200))
-            .expect("the switch restarts");
-    }
-    if fault == Fault::Both {
-        wait_for(
-            "A and the switch agree again",
-            Duration::from_secs(20),
-            || agreed(&runtime, switch, &running_a),
-        );
-        std::thread::sleep(Duration::from_secs(2));
+    std::thread::scope(|scope| {
+        if let Fault::AgentCrash(device, Crash::BeforeTrigger) = fault {
+            let lab = &lab;
+            scope.spawn(move || {
+                lab.restart_agent(device, Duration::from_secs(1))
+                    .expect("the agent restarts");
+            });
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let before_trigger = last_change(&running_a);
         runtime.block_on(running_a.failover("web", "test")).unwrap();
-    }
+        match fault {
+            Fault::SwitchRestart | Fault::Both => {
+                // The switch restarts (empty) right after the failover began.
+                std::thread::sleep(Duration::from_millis(5));
+                lab.restart_switch(Duration::from_millis(200))
+                    .expect("the switch restarts");
+                if fault == Fault::Both {
+                    wait_for(
+                        "A and the switch agree again",
+                        Duration::from_secs(20),
+                        || {
+                            last_change(&running_a) != before_trigger
+                                && agreed(&runtime, switch, &running_a)
+                        },
+                    );
+                    std::thread::sleep(Duration::from_secs(2));
+                    runtime.block_on(running_a.failover("web", "test")).unwrap();
+                }
+            }
+            Fault::AgentCrash(device, crash) => {
+                if crash == Crash::AfterTrigger {
+                    std::thread::sleep(Duration::from_millis(5));
+                    lab.restart_agent(device, Duration::from_secs(1))
+                        .expect("the agent restarts");
+                }
+                wait_for(
+                    "the failover ran its course",
+                    Duration::from_secs(20),
+                    || {
+                        last_change(&running_a) != before_trigger
+                            && agreed(&runtime, switch, &running_a)
+                    },
+                );
+                // Once replication has caught up with the restarted agent, a
+                // second failover carries the sessions.
+                std::thread::sleep(Duration::from_secs(3));
+                let before = view(&running_a).failovers;
+                runtime.block_on(running_a.failover("web", "test")).unwrap();
+                wait_for("the second failover", Duration::from_secs(20), || {
+                    view(&running_a).failovers > before && agreed(&runtime, switch, &running_a)
+                });
+            }
+            Fault::HostCrash => {}
+        }
+    });
     let survivor = match running_b {
         None => running_a,
         Some(running_b) => {
@@ -263,6 +351,22 @@ fn scenario(fault: Fault) {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // What the hosts went through, for the log.
+    for (host, path) in [
+        ("A", &config_a.host.audit_log),
+        ("B", &config_b.host.audit_log),
+    ] {
+        for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+            if let Ok(record) = serde_json::from_str::<serde_json::Value>(line) {
+                eprintln!(
+                    "{host}: {} -> {}: {}",
+                    record["record"]["from"].as_str().unwrap_or("?"),
+                    record["record"]["to"].as_str().unwrap_or("?"),
+                    record["record"]["why"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
     let report = traffic.stop();
     stop_a.cancel();
     stop.cancel();

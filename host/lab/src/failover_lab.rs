@@ -277,8 +277,8 @@ pub(crate) struct FaultTarget {
 pub struct FailoverLab {
     info: LabInfo,
     target: Arc<FaultTarget>,
-    primary_agent: Arc<Agent>,
-    shadow_agent: Arc<Agent>,
+    /// The primary's and the shadow's agent servers.
+    agents: [std::sync::Mutex<AgentServer>; 2],
     shadow_cgroup: Option<Arc<DeviceCgroup>>,
     stop: CancellationToken,
     server_thread: Option<JoinHandle<()>>,
@@ -335,52 +335,40 @@ impl FailoverLab {
         }
 
         let failed = Arc::new(AtomicBool::new(false));
-        let agent = |ns: &str, node_id: u64, cgroup: &Option<Arc<DeviceCgroup>>, failed| {
-            let backend = LinuxBackend::open(LinuxConfig {
+        let recipe = |namespace: &str, node_id: u64, cgroup: &Option<Arc<DeviceCgroup>>, failed| {
+            AgentRecipe {
+                namespace: namespace.to_owned(),
+                node_id,
                 route_tables: options.route_tables.clone(),
                 poll_interval: options.agent_poll_interval,
-                cgroup: cgroup.as_ref().and_then(|c| c.agent_path()),
-                local_nft_tables: vec![apps::DB_FAULT_TABLE.to_owned()],
-                local_conntrack_mark: Some(fault::LOCAL_CONNTRACK_MARK),
-                ..LinuxConfig::new(ns)
-            })
-            .map_err(LabError::Agent)?;
-            Agent::new(
-                AgentConfig {
-                    node_id,
-                    ..AgentConfig::default()
-                },
-                Arc::new(LabBackend::new(backend, failed)),
-            )
-            .map_err(LabError::Agent)
+                cgroup: cgroup.clone(),
+                failed,
+            }
         };
-        let primary_agent = agent(
-            &namespaces.primary,
-            options.primary_node_id,
-            &primary_cgroup,
-            Some(Arc::clone(&failed)),
-        )?;
-        let shadow_agent = agent(
-            &namespaces.shadow,
-            options.shadow_node_id,
-            &shadow_cgroup,
-            None,
-        )?;
+        let recipes = [
+            recipe(
+                &namespaces.primary,
+                options.primary_node_id,
+                &primary_cgroup,
+                Some(Arc::clone(&failed)),
+            ),
+            recipe(
+                &namespaces.shadow,
+                options.shadow_node_id,
+                &shadow_cgroup,
+                None,
+            ),
+        ];
 
         let stop = CancellationToken::new();
-        let (server_thread, addrs) = start_servers(
-            &options,
-            &namespaces.switch,
-            Arc::clone(&primary_agent),
-            Arc::clone(&shadow_agent),
-            stop.clone(),
-        )?;
+        let (server_thread, addrs) =
+            start_servers(&options, &namespaces.switch, recipes, stop.clone())?;
         let ServerAddrs {
             switch: switch_addr,
-            primary_agent: primary_addr,
-            shadow_agent: shadow_addr,
             switch_server,
+            agents: [primary_server, shadow_server],
         } = addrs;
+        let (primary_addr, shadow_addr) = (primary_server.addr, shadow_server.addr);
 
         let info = LabInfo {
             namespaces,
@@ -445,8 +433,10 @@ impl FailoverLab {
             apps: Some(apps),
             info,
             target,
-            primary_agent,
-            shadow_agent,
+            agents: [
+                std::sync::Mutex::new(primary_server),
+                std::sync::Mutex::new(shadow_server),
+            ],
             shadow_cgroup,
             stop,
             server_thread: Some(server_thread),
@@ -460,12 +450,51 @@ impl FailoverLab {
         self.info.clone()
     }
 
-    /// A device's agent (in process; the same one its URL serves).
-    pub fn agent(&self, device: Device) -> &Arc<Agent> {
-        match device {
-            Device::Primary => &self.primary_agent,
-            Device::Shadow => &self.shadow_agent,
+    /// A device's agent (in process; the one its URL serves now).
+    pub fn agent(&self, device: Device) -> Arc<Agent> {
+        Arc::clone(&self.agent_server(device).agent)
+    }
+
+    fn agent_server(&self, device: Device) -> std::sync::MutexGuard<'_, AgentServer> {
+        let index = match device {
+            Device::Primary => 0,
+            Device::Shadow => 1,
+        };
+        self.agents[index]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Restarts a device's agent as a crash of its process would: its
+    /// server stops (its streams end), its port stays closed for
+    /// `down_for`, then a fresh agent (same node id, a new change-log
+    /// epoch, its state read from the kernel again) serves the same
+    /// address. The device itself, its kernel state and its traffic, is
+    /// untouched. Blocks; call it from outside an async context.
+    ///
+    /// # Errors
+    /// [`LabError::Agent`] when the new agent cannot open its namespace,
+    /// [`LabError::Topology`] when the address cannot be bound again.
+    pub fn restart_agent(&self, device: Device, down_for: Duration) -> Result<()> {
+        let mut server = self.agent_server(device);
+        server.stop.cancel();
+        let runtime = server.runtime.clone();
+        if let Some(task) = server.task.take() {
+            let _ = runtime.block_on(task);
         }
+        tracing::warn!(
+            device = server.name,
+            down_ms = down_for.as_millis(),
+            "failover lab: an agent is down"
+        );
+        std::thread::sleep(down_for);
+        server.agent = server.recipe.build()?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(server.addr))
+            .map_err(LabError::Topology)?;
+        server.spawn(listener);
+        tracing::warn!(device = server.name, "failover lab: the agent is back");
+        Ok(())
     }
 
     /// The intensity (0..1) of the `http5xx` fault, for the lab's HTTP
@@ -679,9 +708,79 @@ pub(crate) fn command(program: &str, args: &[&str]) -> std::io::Result<String> {
 /// Where the lab's servers listen.
 struct ServerAddrs {
     switch: SocketAddr,
-    primary_agent: SocketAddr,
-    shadow_agent: SocketAddr,
     switch_server: SwitchServer,
+    /// The primary's and the shadow's.
+    agents: [AgentServer; 2],
+}
+
+/// How a device's agent is made, so that it can be made again after a
+/// crash.
+#[derive(Clone)]
+struct AgentRecipe {
+    namespace: String,
+    node_id: u64,
+    route_tables: Vec<u32>,
+    poll_interval: Duration,
+    cgroup: Option<Arc<DeviceCgroup>>,
+    /// The primary's hard-failure flag, reported as a problem.
+    failed: Option<Arc<AtomicBool>>,
+}
+
+impl AgentRecipe {
+    fn build(&self) -> Result<Arc<Agent>> {
+        let backend = LinuxBackend::open(LinuxConfig {
+            route_tables: self.route_tables.clone(),
+            poll_interval: self.poll_interval,
+            cgroup: self.cgroup.as_ref().and_then(|c| c.agent_path()),
+            local_nft_tables: vec![apps::DB_FAULT_TABLE.to_owned()],
+            local_conntrack_mark: Some(fault::LOCAL_CONNTRACK_MARK),
+            ..LinuxConfig::new(&self.namespace)
+        })
+        .map_err(LabError::Agent)?;
+        Agent::new(
+            AgentConfig {
+                node_id: self.node_id,
+                ..AgentConfig::default()
+            },
+            Arc::new(LabBackend::new(backend, self.failed.clone())),
+        )
+        .map_err(LabError::Agent)
+    }
+}
+
+/// A running agent and how to make it again, so that it can be restarted.
+struct AgentServer {
+    name: &'static str,
+    addr: SocketAddr,
+    agent: Arc<Agent>,
+    recipe: AgentRecipe,
+    runtime: tokio::runtime::Handle,
+    /// The lab's tracker: the lab waits for its agents when it stops.
+    tasks: TaskTracker,
+    /// The lab's token; each incarnation of the agent runs under a child.
+    lab_stop: CancellationToken,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl AgentServer {
+    fn spawn(&mut self, listener: tokio::net::TcpListener) {
+        self.stop = self.lab_stop.child_token();
+        // Labs only: the agents serve loopback without authentication.
+        let security = Security {
+            allow_unauthenticated: true,
+            ..Security::default()
+        };
+        let (agent, stop, name) = (Arc::clone(&self.agent), self.stop.clone(), self.name);
+        self.task = Some(self.tasks.spawn_on(
+            async move {
+                if let Err(error) = umbra_agent::serve(listener, agent, security, stop).await {
+                    tracing::error!(error = %error, device = name, "failover lab: an agent failed");
+                }
+            },
+            &self.runtime,
+        ));
+    }
 }
 
 /// The running switch, so that it can be restarted.
@@ -714,10 +813,10 @@ impl SwitchServer {
 fn start_servers(
     options: &FailoverLabOptions,
     switch_netns: &str,
-    primary_agent: Arc<Agent>,
-    shadow_agent: Arc<Agent>,
+    recipes: [AgentRecipe; 2],
     stop: CancellationToken,
 ) -> Result<(JoinHandle<()>, ServerAddrs)> {
+    let [primary_agent, shadow_agent] = [recipes[0].build()?, recipes[1].build()?];
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let ports = [
         loopback(options.switch_port),
@@ -729,11 +828,6 @@ fn start_servers(
         ports: (1..=8).map(|n| (n, format!("p{n}"))).collect(),
         netns: Some(switch_netns.to_owned()),
         ..SwitchOptions::default()
-    };
-    // Labs only: the agents serve loopback without authentication.
-    let security = Security {
-        allow_unauthenticated: true,
-        ..Security::default()
     };
     let (ready, listening) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
@@ -781,23 +875,30 @@ fn start_servers(
                     task: None,
                 };
                 switch_server.spawn(switch.1);
-                for (listener, agent, name) in [
-                    (primary.1, primary_agent, "primary"),
-                    (shadow.1, shadow_agent, "shadow"),
-                ] {
-                    let (security, stop) = (security.clone(), stop.clone());
-                    tasks.spawn(async move {
-                        if let Err(error) = umbra_agent::serve(listener, agent, security, stop).await
-                        {
-                            tracing::error!(error = %error, device = name, "failover lab: an agent failed");
-                        }
-                    });
-                }
+                let [primary_recipe, shadow_recipe] = recipes;
+                let agents = [
+                    (primary, primary_agent, primary_recipe, "primary"),
+                    (shadow, shadow_agent, shadow_recipe, "shadow"),
+                ]
+                .map(|((addr, listener), agent, recipe, name)| {
+                    let mut server = AgentServer {
+                        name,
+                        addr,
+                        agent,
+                        recipe,
+                        runtime: tokio::runtime::Handle::current(),
+                        tasks: tasks.clone(),
+                        lab_stop: stop.clone(),
+                        stop: stop.child_token(),
+                        task: None,
+                    };
+                    server.spawn(listener);
+                    server
+                });
                 let _ = ready.send(Ok(ServerAddrs {
                     switch: switch.0,
-                    primary_agent: primary.0,
-                    shadow_agent: shadow.0,
                     switch_server,
+                    agents,
                 }));
                 stop.cancelled().await;
                 tasks.close();

@@ -15,7 +15,9 @@
 //!   old device is healthy, else Decommissioned with the new one kept.
 //! - **RollingBack** → Normal once the selector points back.
 //! - **Decommissioned** → Normal once the old device is back and holds the
-//!   new active's state: it is the standby, sampled to.
+//!   new active's state: it is the standby, sampled to. A host that gains
+//!   mastership passes here too: it starts replicating then, and the
+//!   standby is ready once it holds the active device's state.
 //! - **Following** (another host is the P4Runtime primary) and
 //!   **Reconciling** (mastership gained, or a write's outcome unknown: the
 //!   selector is read back and the switch's word taken).
@@ -34,8 +36,9 @@
 //! - **One active device.** Forwarding changes only through
 //!   [`Command::Flip`], one write of the selector, so every packet sees one
 //!   device; the machine never asks for both.
-//! - **Only the P4Runtime primary flips.** Without mastership the machine
-//!   follows ([`Phase::Following`]) and commands nothing; when it gains
+//! - **Only the P4Runtime primary flips and replicates.** Without
+//!   mastership the machine follows ([`Phase::Following`]) and commands
+//!   nothing but [`Command::StopReplication`] as it loses it; when it gains
 //!   mastership it first reads the selector ([`Command::ReadSelector`]) and
 //!   takes the switch's word for which device is active.
 //! - **One selector write at a time.** No write is commanded while an
@@ -233,11 +236,16 @@ pub enum Command {
         /// The new active device.
         slot: Slot,
     },
-    /// Replicate from `from` to the other device (roles swapped).
+    /// Replicate from `from` to the other device (roles swapped, or this
+    /// host newly the primary).
     Replicate {
         /// The source: the active device.
         from: Slot,
     },
+    /// Stop replicating: this host is no longer the primary, and only the
+    /// primary's replication may write into the devices (two hosts
+    /// replicating the same pair race each other's snapshots and deletes).
+    StopReplication,
 }
 
 /// One state change and why: a line of the audit log.
@@ -312,9 +320,9 @@ pub struct Orchestrator {
 }
 
 impl Orchestrator {
-    /// A pair with `active` carrying traffic, the other device a ready
-    /// standby, both healthy; this host follows until it is told it holds
-    /// mastership.
+    /// A pair with `active` carrying traffic, both devices healthy; this
+    /// host follows until it is told it holds mastership, and then
+    /// replicates into the standby before it counts it ready.
     #[must_use]
     pub fn new(active: Slot, timeouts: Timeouts) -> Self {
         Self {
@@ -322,7 +330,7 @@ impl Orchestrator {
             phase: Phase::Following,
             active,
             healthy: [true, true],
-            standby_ready: true,
+            standby_ready: false,
             master: false,
             trigger: None,
             target: active.other(),
@@ -601,6 +609,10 @@ impl Orchestrator {
             let why = "this host is the P4Runtime primary: reading the selector".to_owned();
             self.go(now_ms, Phase::Reconciling { since_ms: now_ms }, why, out);
         } else {
+            // Replication is the primary's: this host's stops, and the
+            // standby is not known ready when this host commands again.
+            self.standby_ready = false;
+            out.commands.push(Command::StopReplication);
             let why = "another host is the P4Runtime primary".to_owned();
             self.go(now_ms, Phase::Following, why, out);
         }

@@ -2,12 +2,18 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// A pair whose host holds mastership and found the selector on A.
+/// A pair whose host holds mastership, found the selector on A and has
+/// replicated A into B.
 fn ready() -> Orchestrator {
     let mut o = Orchestrator::new(Slot::A, Timeouts::default());
     let out = o.handle(0, Event::Mastership { primary: true });
     assert_eq!(out.commands, [Command::ReadSelector]);
+    // Replication is the primary's: it starts now, and B is the standby
+    // once it holds A's state.
     let out = o.handle(1, Event::SelectorIs(Slot::A));
+    assert_eq!(out.commands, [Command::Replicate { from: Slot::A }]);
+    assert!(matches!(o.phase(), Phase::Decommissioned { .. }));
+    let out = o.handle(2, Event::StandbyReady);
     assert_eq!(out.commands, [Command::StartSampling { to: Slot::B }]);
     assert_eq!(o.phase(), &Phase::Normal);
     o
@@ -205,7 +211,8 @@ fn verification_that_does_not_pass_with_the_old_device_down_keeps_the_new_one() 
 fn losing_mastership_mid_failover_stops_commanding_and_regaining_it_reads_the_switch() {
     let mut o = switching();
     let out = o.handle(21, Event::Mastership { primary: false });
-    assert!(out.commands.is_empty());
+    // Only the primary replicates.
+    assert_eq!(out.commands, [Command::StopReplication]);
     assert_eq!(o.phase(), &Phase::Following);
     // Answers and ticks that arrive now change nothing and command nothing.
     for event in [
@@ -309,7 +316,12 @@ proptest! {
             };
             let out = o.handle(now, event);
             if !master {
-                prop_assert!(out.commands.is_empty(), "commands without mastership: {:?}", out);
+                // Nothing but stopping its replication.
+                prop_assert!(
+                    out.commands.iter().all(|c| *c == Command::StopReplication),
+                    "commands without mastership: {:?}",
+                    out
+                );
             }
             for command in &out.commands {
                 match command {

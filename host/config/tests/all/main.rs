@@ -182,6 +182,8 @@ fn defaults_fill_every_optional_key() {
     let dir = Path::new("/nonexistent/umbra");
     assert_eq!(config.origin, origin());
     assert_eq!(config.host.tick_ms, 500);
+    assert_eq!(config.host.takeover_after_ms, 2_000);
+    assert_eq!(config.host.agent_grace_ms, 3_000);
     assert_eq!(config.host.audit_log, dir.join("umbra-audit.jsonl"));
     assert_eq!(config.host.state_dir, dir.join("umbra-state"));
     assert_eq!(config.management.listen, "127.0.0.1:50100".parse().unwrap());

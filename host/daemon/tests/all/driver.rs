@@ -75,6 +75,9 @@ async fn a_failover_moves_the_selector_verifies_and_swaps_roles() {
         recorder.phases(),
         [
             "reconciling",
+            // Replication starts with mastership: the standby is ready
+            // once it holds the active device's state.
+            "decommissioned",
             "normal",
             "preparing",
             "switching",

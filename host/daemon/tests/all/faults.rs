@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use umbra_daemon::run::{Running, audit_file, start};
 use umbra_orchestrator::{Phase, Slot};
 
-use crate::run::{agent, host_config, switch_tables};
+use crate::run::{agent, agent_on, host_config, switch_tables};
 use crate::support::{device_of, selected, serve_switch, serve_switch_on, until};
 
 async fn started(
@@ -50,6 +50,65 @@ async fn an_agent_crash_leaves_the_traffic_on_the_primary() {
     let v = view.borrow().clone();
     assert_eq!((v.active, v.failovers), (Slot::A, 0), "{v:?}");
     assert_eq!(selected(&switch_tables(switch).await), Some(1));
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// An agent restarting is not the device failing: the primary's agent is
+/// away for less than `agent-grace-ms` (3 s by default) and nothing
+/// happens; away for longer, the device counts as unhealthy, no sooner
+/// than the grace, and the pair fails over reactively.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_away_within_its_grace_is_no_failure_and_beyond_it_is() {
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    let switch = serve_switch(&tasks, &stop).await;
+    let stop_primary = CancellationToken::new();
+    let primary = agent(1, &tasks, &stop_primary).await;
+    let shadow = agent(2, &tasks, &stop).await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = started(dir.path(), switch, (&primary, &shadow), &tasks, &stop).await;
+    let mut view = running.pair("web").unwrap().handle.view.clone();
+    until(&mut view, |v| {
+        v.master && v.phase == Phase::Normal && v.health[0].0
+    })
+    .await;
+
+    // Away for a second, then back on the same address (a restart).
+    stop_primary.cancel();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let address = primary.trim_start_matches("http://");
+    let listener = TcpListener::bind(address)
+        .await
+        .expect("the agent's port again");
+    let stop_primary = CancellationToken::new();
+    agent_on(listener, 1, &tasks, &stop_primary);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = view.borrow().clone();
+    assert_eq!(
+        (v.phase.clone(), v.active, v.failovers, v.health[0].0),
+        (Phase::Normal, Slot::A, 0, true),
+        "a restart within the grace changes nothing: {v:?}"
+    );
+
+    // Away for good.
+    stop_primary.cancel();
+    let gone = tokio::time::Instant::now();
+    until(&mut view, |v| !v.health[0].0).await;
+    let after = gone.elapsed();
+    assert!(
+        after >= Duration::from_millis(2_900),
+        "unhealthy after {after:?}, within the grace"
+    );
+    until(&mut view, |v| {
+        v.phase != Phase::Normal || v.active == Slot::B
+    })
+    .await;
+    let audit = std::fs::read_to_string(dir.path().join("umbra-audit.jsonl")).unwrap_or_default();
+    assert!(
+        audit.contains("the active device primary is unhealthy"),
+        "a reactive failover: {audit}"
+    );
     stop.cancel();
     tasks.close();
     tasks.wait().await;

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use umbra_agent::{Agent, AgentConfig, Backend, Security, SimBackend, SimConfig};
-use umbra_daemon::run::{audit_file, start};
+use umbra_daemon::run::{Running, audit_file, start};
 use umbra_orchestrator::{Phase, Slot};
 
 use crate::support::{
@@ -21,6 +21,17 @@ use crate::support::{
 };
 
 pub async fn agent(node_id: u64, tasks: &TaskTracker, stop: &CancellationToken) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    agent_on(listener, node_id, tasks, stop)
+}
+
+/// A simulated agent serving on `listener` until `stop`; its URL.
+pub fn agent_on(
+    listener: TcpListener,
+    node_id: u64,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) -> String {
     let sim = Arc::new(SimBackend::new(SimConfig {
         session_rate: 200.0,
         ..SimConfig::default()
@@ -34,7 +45,6 @@ pub async fn agent(node_id: u64, tasks: &TaskTracker, stop: &CancellationToken) 
         sim as Arc<dyn Backend>,
     )
     .expect("agent");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let security = Security {
         allow_unauthenticated: true,
@@ -148,9 +158,21 @@ pub fn host_config(
     switch: std::net::SocketAddr,
     agents: (&str, &str),
 ) -> umbra_config::Config {
+    host_config_taking_over_after(dir, host, election_id, 300, switch, agents)
+}
+
+/// [`host_config`] with its own `takeover-after-ms`.
+pub fn host_config_taking_over_after(
+    dir: &std::path::Path,
+    host: &str,
+    election_id: u64,
+    takeover_after_ms: u64,
+    switch: std::net::SocketAddr,
+    agents: (&str, &str),
+) -> umbra_config::Config {
     let text = one_pair_config(
         &format!(
-            "name = \"{host}\"\nelection-id = {election_id}\ntick-ms = 100\ntakeover-after-ms = 300"
+            "name = \"{host}\"\nelection-id = {election_id}\ntick-ms = 100\ntakeover-after-ms = {takeover_after_ms}"
         ),
         switch,
         agents,
@@ -256,6 +278,114 @@ async fn a_backup_host_takes_over_when_the_primary_host_dies_keeping_the_switch_
         audit.contains("the selector now points at b"),
         "B wrote the selector: {audit}"
     );
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// Three hosts on one switch, the backups ordered by their
+/// `takeover-after-ms` (300 and 1000 ms): when the primary host dies, the
+/// first backup takes over and the other sees the switch has a primary
+/// again and keeps following; when that one dies too, the last takes
+/// over. At no sample are two hosts primary, and every takeover keeps
+/// what the switch holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_backups_only_one_takes_over_at_a_time() {
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    let switch = serve_switch(&tasks, &stop).await;
+    let (primary, shadow) = (agent(1, &tasks, &stop).await, agent(2, &tasks, &stop).await);
+    let dir = tempfile::tempdir().unwrap();
+    let mut hosts = Vec::new();
+    for (name, election_id, takeover_ms) in [
+        ("host-a", 10, 300),
+        ("host-b", 5, 300),
+        ("host-c", 3, 1_000),
+    ] {
+        let (host_tasks, host_stop) = (TaskTracker::new(), CancellationToken::new());
+        let config = host_config_taking_over_after(
+            dir.path(),
+            name,
+            election_id,
+            takeover_ms,
+            switch,
+            (&primary, &shadow),
+        );
+        let audit = audit_file(name, &config.host.audit_log).unwrap();
+        let running = start(&config, audit, &host_tasks, &host_stop)
+            .await
+            .expect("the host starts");
+        let mut view = running.pair("web").unwrap().handle.view.clone();
+        if hosts.is_empty() {
+            until(&mut view, |v| v.master && v.phase == Phase::Normal).await;
+        } else {
+            until(&mut view, |v| !v.master && v.phase == Phase::Following).await;
+        }
+        hosts.push(Some((running, host_tasks, host_stop)));
+    }
+    let installed = switch_tables(switch).await;
+    let masters = |hosts: &[Option<(Running, TaskTracker, CancellationToken)>]| -> Vec<usize> {
+        hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                let (running, ..) = h.as_ref()?;
+                let v = running.pair("web").unwrap().handle.view.borrow().clone();
+                v.master.then_some(i)
+            })
+            .collect()
+    };
+
+    for (dies, heir) in [(0, 1), (1, 2)] {
+        let (running, host_tasks, host_stop) = hosts[dies].take().expect("alive");
+        host_stop.cancel();
+        host_tasks.close();
+        host_tasks.wait().await;
+        drop(running);
+        // Until the heir is primary and for two seconds after, sampled
+        // every 20 ms: never two primaries.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut settled: Option<tokio::time::Instant> = None;
+        loop {
+            let now_masters = masters(&hosts);
+            assert!(now_masters.len() <= 1, "two primaries: {now_masters:?}");
+            match (settled, now_masters.as_slice()) {
+                (None, [m]) => {
+                    assert_eq!(*m, heir, "the backup that waits least takes over");
+                    settled = Some(tokio::time::Instant::now());
+                }
+                (Some(at), _) if at.elapsed() > Duration::from_secs(2) => break,
+                (Some(_), [m]) => assert_eq!(*m, heir, "the primary stays"),
+                (Some(_), _) => panic!("the heir lost the switch: {now_masters:?}"),
+                (None, _) => {}
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no backup took over"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (running, ..) = hosts[heir].as_ref().unwrap();
+        let mut view = running.pair("web").unwrap().handle.view.clone();
+        until(&mut view, |v| v.phase == Phase::Normal).await;
+        for (i, host) in hosts.iter().enumerate() {
+            if let Some((other, ..)) = host.as_ref().filter(|_| i != heir) {
+                let v = other.pair("web").unwrap().handle.view.borrow().clone();
+                assert_eq!(v.phase, Phase::Following, "host {i} follows: {v:?}");
+            }
+        }
+        let after = switch_tables(switch).await;
+        assert_eq!(
+            after.len(),
+            installed.len(),
+            "the takeover kept the switch's entries"
+        );
+        assert_eq!(selected(&after), Some(device_of(view.borrow().active)));
+    }
+    for (_, host_tasks, host_stop) in hosts.into_iter().flatten() {
+        host_stop.cancel();
+        host_tasks.close();
+        host_tasks.wait().await;
+    }
     stop.cancel();
     tasks.close();
     tasks.wait().await;
