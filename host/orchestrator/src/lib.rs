@@ -589,7 +589,7 @@ impl Orchestrator {
         } else if !self.standby_ready {
             out.commands.push(Command::Replicate { from: slot });
             let why = format!(
-                "the switch forwards to {slot}; {} is not back as the standby yet",
+                "the switch forwards to {slot}; replicating: {} is the standby once it holds {slot}'s state",
                 slot.other()
             );
             self.go(now_ms, Phase::Decommissioned { since_ms: now_ms }, why, out);
