@@ -273,10 +273,12 @@ async fn connect_switch(
         election_id: u128::from(config.host.election_id),
         tls,
         // A switch that restarted forwards nothing until it is
-        // reprogrammed: reconnect within a second, not the client's ten.
+        // reprogrammed: reconnect within a quarter second of its return,
+        // not the client's ten (a second let one lab restart black-hole
+        // for a full second).
         backoff: umbra_p4rt::BackoffConfig {
             initial: Duration::from_millis(50),
-            max: Duration::from_secs(1),
+            max: Duration::from_millis(250),
             ..umbra_p4rt::BackoffConfig::default()
         },
         ..ClientConfig::new(switch.address.uri())
