@@ -258,7 +258,8 @@ fn scenario(fault: Fault) {
     std::thread::sleep(Duration::from_secs(3));
 
     let switch = info.switch.p4runtime;
-    std::thread::scope(|scope| {
+    // When A's pair last changed state before the last trigger.
+    let last_trigger = std::thread::scope(|scope| {
         if let Fault::AgentCrash(device, Crash::BeforeTrigger) = fault {
             let lab = &lab;
             scope.spawn(move || {
@@ -285,8 +286,11 @@ fn scenario(fault: Fault) {
                         },
                     );
                     std::thread::sleep(Duration::from_secs(2));
+                    let before_second = last_change(&running_a);
                     runtime.block_on(running_a.failover("web", "test")).unwrap();
+                    return before_second;
                 }
+                before_trigger
             }
             Fault::AgentCrash(device, crash) => {
                 if crash == Crash::AfterTrigger {
@@ -310,8 +314,9 @@ fn scenario(fault: Fault) {
                 wait_for("the second failover", Duration::from_secs(20), || {
                     view(&running_a).failovers > before && agreed(&runtime, switch, &running_a)
                 });
+                before_trigger
             }
-            Fault::HostCrash => {}
+            Fault::HostCrash => before_trigger,
         }
     });
     let survivor = match running_b {
@@ -319,7 +324,7 @@ fn scenario(fault: Fault) {
         Some(running_b) => {
             // A dies in the middle of the failover; B takes over.
             wait_for("A's failover began", Duration::from_secs(5), || {
-                view(&running_a).phase != Phase::Normal
+                last_change(&running_a) != last_trigger
             });
             stop_a.cancel();
             tasks_a.close();
