@@ -7,15 +7,18 @@
 mod support;
 
 use std::cell::RefCell;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use umbra_agent::model::{Key, L4};
 use umbra_lab::failover_lab::{Device, FailoverLab, FailoverLabOptions, FaultKind, FaultPlan};
 use umbra_proto::umbra::device::v1::{MetricsSample, ServingStatus};
+use umbra_replicate::DrainReport;
 
 use support::{
-    Harness, PRIMARY, SHADOW, WAIT, bulk, exchange, interface, namespaces, read_once, require_root,
-    serial,
+    Harness, PRIMARY, Replication, SHADOW, WAIT, bulk, exchange, interface, namespaces, read_once,
+    require_root, serial,
 };
 
 /// Polls `check` every 50 ms until it holds or `WAIT` passes.
@@ -106,23 +109,58 @@ fn holds_connection(lab: &FailoverLab, device: Device, port: u16) -> bool {
     })
 }
 
-#[test]
-fn a_replicated_connection_survives_the_one_write_failover() {
-    let _serial = serial();
-    let h = Harness::up(FailoverLabOptions::default());
-    let replication = h.replicate();
-    let (mut client, mut server) = h.connect(Duration::from_secs(5));
+/// Drains and commits what `replication` replicates, with the replicator's
+/// status in the failure.
+fn drain(h: &Harness, replication: &Replication) -> DrainReport {
+    h.runtime
+        .block_on(replication.handle.drain_and_commit(None, WAIT))
+        .unwrap_or_else(|e| panic!("drain: {e} ({:#?})", replication.handle.status()))
+}
+
+/// A connection client → server through the primary (reads time out after
+/// `read_timeout`), reported by the primary's agent and drained into the
+/// shadow by `replication`, as the daemon drains before a flip; the
+/// streams and the client's port.
+fn replicated_connection(
+    h: &Harness,
+    replication: &Replication,
+    read_timeout: Duration,
+) -> (TcpStream, TcpStream, u16) {
+    let (mut client, mut server) = h.connect(read_timeout);
     exchange(&mut client, &mut server, b"through the primary");
     let port = client.local_addr().expect("client address").port();
     assert!(
         wait_until(|| holds_connection(&h.lab, Device::Primary, port)),
         "the primary's agent never reported the connection"
     );
+    drain(h, replication);
+    (client, server, port)
+}
+
+/// Writes `message` and checks that it does not reach the server within
+/// its read timeout (`why` says why it must not): the connection stalls,
+/// it is not reset.
+fn assert_stalls(client: &mut TcpStream, server: &mut TcpStream, message: &[u8], why: &str) {
+    client.write_all(message).expect("client writes");
+    let error = read_once(server, &mut vec![0u8; message.len()]).expect_err(why);
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "the connection stalls (not reset): {error}"
+    );
+}
+
+#[test]
+fn a_replicated_connection_survives_the_one_write_failover() {
+    let _serial = serial();
+    let h = Harness::up(FailoverLabOptions::default());
+    let replication = h.replicate();
     // What the daemon does before the flip: everything the primary holds
     // is applied on the shadow.
-    h.runtime
-        .block_on(replication.handle.drain_and_commit(None, WAIT))
-        .unwrap_or_else(|e| panic!("drain: {e} ({:#?})", replication.handle.status()));
+    let (mut client, mut server, port) =
+        replicated_connection(&h, &replication, Duration::from_secs(5));
     assert!(holds_connection(&h.lab, Device::Shadow, port));
 
     let shadow_url = h.info.shadow_agent.url.clone();
@@ -153,16 +191,7 @@ fn a_failback_carries_the_old_devices_own_connection_once_committed() {
     let _serial = serial();
     let h = Harness::up(FailoverLabOptions::default());
     let forward = h.replicate();
-    let (mut client, mut server) = h.connect(Duration::from_secs(2));
-    exchange(&mut client, &mut server, b"through the primary");
-    let port = client.local_addr().expect("client address").port();
-    assert!(
-        wait_until(|| holds_connection(&h.lab, Device::Primary, port)),
-        "the primary's agent never reported the connection"
-    );
-    h.runtime
-        .block_on(forward.handle.drain_and_commit(None, WAIT))
-        .unwrap_or_else(|e| panic!("drain: {e} ({:#?})", forward.handle.status()));
+    let (mut client, mut server, _) = replicated_connection(&h, &forward, Duration::from_secs(2));
     h.select(SHADOW);
     // 64 MiB each way: far beyond any window the primary saw.
     bulk(&client, &server, 64 << 20);
@@ -171,28 +200,18 @@ fn a_failback_carries_the_old_devices_own_connection_once_committed() {
 
     // The control: back to the primary without a commit.
     h.select(PRIMARY);
-    use std::io::Write as _;
-    client.write_all(b"stalled").expect("client writes");
-    let mut got = [0u8; 7];
-    let error = read_once(&mut server, &mut got)
-        .expect_err("the primary's strict entry must drop the moved-on segments");
-    assert!(
-        matches!(
-            error.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-        "the connection stalls (not reset): {error}"
+    assert_stalls(
+        &mut client,
+        &mut server,
+        b"stalled",
+        "the primary's strict entry must drop the moved-on segments",
     );
 
     // Replication reversed, drained and committed into the primary (what
     // the daemon does before the flip back): the retransmitted segment
     // now passes.
     let reverse = h.replicate_from(SHADOW);
-    let report = h
-        .runtime
-        .block_on(reverse.handle.drain_and_commit(None, WAIT))
-        .unwrap_or_else(|e| panic!("drain: {e} ({:#?})", reverse.handle.status()));
-    let committed = report.committed.expect("the agent commits");
+    let committed = drain(&h, &reverse).committed.expect("the agent commits");
     assert!(
         committed.entries >= 1,
         "the primary's own entry was not committed: {committed:?}"
@@ -201,7 +220,10 @@ fn a_failback_carries_the_old_devices_own_connection_once_committed() {
     server
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
-    read_exact_interrupted(&mut server, &mut got);
+    let mut got = [0u8; 7];
+    server
+        .read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("the stalled segment never arrives: {e}"));
     assert_eq!(
         &got, b"stalled",
         "the stalled segment arrives, retransmitted"
@@ -214,22 +236,8 @@ fn a_failback_carries_the_old_devices_own_connection_once_committed() {
         "the data did not go through the primary ({before} → {after} packets on its client leg)"
     );
     // A second commit finds nothing left to do.
-    let again = h
-        .runtime
-        .block_on(reverse.handle.drain_and_commit(None, WAIT))
-        .expect("drain again");
+    let again = drain(&h, &reverse);
     assert_eq!(again.committed.map(|c| c.entries), Some(0));
-}
-
-fn read_exact_interrupted(stream: &mut std::net::TcpStream, buf: &mut [u8]) {
-    let mut got = 0;
-    while got < buf.len() {
-        match read_once(stream, &mut buf[got..]) {
-            Ok(0) => panic!("the connection closed"),
-            Ok(n) => got += n,
-            Err(e) => panic!("read after {got} of {} bytes: {e}", buf.len()),
-        }
-    }
 }
 
 #[test]
@@ -241,16 +249,11 @@ fn without_replication_the_shadow_drops_the_moved_connection() {
     let port = client.local_addr().expect("client address").port();
 
     h.select(SHADOW);
-    use std::io::Write as _;
-    client.write_all(b"lost").expect("client writes");
-    let error = read_once(&mut server, &mut [0u8; 4])
-        .expect_err("the shadow must drop mid-stream packets it has no state for");
-    assert!(
-        matches!(
-            error.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-        "the connection stalls (not reset): {error}"
+    assert_stalls(
+        &mut client,
+        &mut server,
+        b"lost",
+        "the shadow must drop mid-stream packets it has no state for",
     );
     assert!(!holds_connection(&h.lab, Device::Shadow, port));
     // The shadow does forward: a new connection through it works, so the

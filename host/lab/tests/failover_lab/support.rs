@@ -1,7 +1,7 @@
 //! Test support: what the host daemon would do to the lab (program the
 //! switch, replicate, read metrics) and the traffic the tests send.
 
-use std::io::{ErrorKind, Read as _, Write as _};
+use std::io::{ErrorKind, Read, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -421,12 +421,7 @@ pub fn bulk(client: &TcpStream, server: &TcpStream, bytes: usize) {
             let mut buf = vec![0u8; 64 * 1024];
             let mut got = 0;
             while got < bytes {
-                let n = loop {
-                    match to.read(&mut buf) {
-                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                        other => break other.expect("bulk read"),
-                    }
-                };
+                let n = read_once(&mut to, &mut buf).expect("bulk read");
                 assert!(n > 0, "the connection closed during the bulk transfer");
                 got += n;
             }
@@ -435,7 +430,7 @@ pub fn bulk(client: &TcpStream, server: &TcpStream, bytes: usize) {
 }
 
 /// Reads once, retrying reads a signal interrupted.
-pub fn read_once(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+pub fn read_once(mut stream: impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
         match stream.read(buf) {
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
