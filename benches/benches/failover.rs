@@ -17,7 +17,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use umbra_agent::{Agent, AgentConfig, Backend, Security, SimBackend, SimConfig};
+use umbra_agent::SimConfig;
+use umbra_benches::agent::sim_agent;
 use umbra_daemon::fabric::{DevicePorts, Fabric, P4rtFabric, PairPorts, Sampling};
 use umbra_daemon::pair::PairHandle;
 use umbra_daemon::pair::{PairDriver, PairInput, PairSpec};
@@ -40,31 +41,6 @@ fn ports() -> PairPorts {
         devices: [device(1, 3), device(2, 6)],
         sampling: Sampling::default(),
     }
-}
-
-/// A simulated agent on loopback, with sessions coming and going; its URL.
-async fn agent(node_id: u64, stop: &CancellationToken) -> String {
-    let sim = Arc::new(SimBackend::new(SimConfig {
-        session_rate: 200.0,
-        ..SimConfig::default()
-    }));
-    tokio::spawn(Arc::clone(&sim).drive(stop.clone()));
-    let agent = Agent::new(
-        AgentConfig {
-            node_id,
-            ..AgentConfig::default()
-        },
-        sim as Arc<dyn Backend>,
-    )
-    .expect("agent");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let security = Security {
-        allow_unauthenticated: true,
-        ..Security::default()
-    };
-    tokio::spawn(umbra_agent::serve(listener, agent, security, stop.clone()));
-    format!("http://{addr}")
 }
 
 /// Umbra's switch on loopback with the pair installed, and the pair's
@@ -139,7 +115,13 @@ fn bench_failover(c: &mut Criterion) {
     let replicated = runtime.block_on(async {
         let mut peers = Vec::new();
         for node_id in [1, 2] {
-            let url = agent(node_id, &stop).await;
+            // Sessions coming and going.
+            let sim = SimConfig {
+                session_rate: 200.0,
+                ..SimConfig::default()
+            };
+            let (_, addr) = sim_agent(node_id, sim, &stop).await;
+            let url = format!("http://{addr}");
             peers.push(Peer::connect_lazy(&format!("agent-{node_id}"), &url, None).expect("peer"));
         }
         let peers: [Peer; 2] = peers.try_into().expect("two peers");

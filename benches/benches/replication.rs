@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use umbra_agent::{Agent, AgentConfig, Backend, Security, SimBackend, SimConfig};
+use umbra_agent::{Agent, SimConfig};
+use umbra_benches::agent::sim_agent;
 use umbra_proto::umbra::device::v1 as pb;
 use umbra_replicate::{Peer, Replicator, ReplicatorConfig, ReplicatorHandle};
 
@@ -37,36 +37,6 @@ struct Pair {
     shutdown: CancellationToken,
 }
 
-async fn agent(
-    node_id: u64,
-    sim: SimConfig,
-    shutdown: &CancellationToken,
-) -> (Arc<Agent>, SocketAddr) {
-    let sim = Arc::new(SimBackend::new(sim));
-    let agent = Agent::new(
-        AgentConfig {
-            node_id,
-            ..AgentConfig::default()
-        },
-        Arc::clone(&sim) as Arc<dyn Backend>,
-    )
-    .expect("agent");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(Arc::clone(&sim).drive(shutdown.clone()));
-    let security = Security {
-        allow_unauthenticated: true,
-        ..Security::default()
-    };
-    tokio::spawn(umbra_agent::serve(
-        listener,
-        Arc::clone(&agent),
-        security,
-        shutdown.clone(),
-    ));
-    (agent, addr)
-}
-
 /// A (churning per `sim_a`) → B (idle), replicating and caught up.
 async fn pair(sim_a: SimConfig) -> Pair {
     let shutdown = CancellationToken::new();
@@ -74,11 +44,11 @@ async fn pair(sim_a: SimConfig) -> Pair {
         session_rate: 0.0,
         ..SimConfig::default()
     };
-    let (b, addr_b) = agent(2, idle, &shutdown).await;
+    let (b, addr_b) = sim_agent(2, idle, &shutdown).await;
     // B's initial routes and nftables table must be older than A's, so
     // that A's win and both end up identical.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let (a, addr_a) = agent(1, sim_a, &shutdown).await;
+    let (a, addr_a) = sim_agent(1, sim_a, &shutdown).await;
     let peer = |name: &str, addr: SocketAddr| {
         Peer::connect_lazy(name, &addr.to_string(), None).expect("peer")
     };
