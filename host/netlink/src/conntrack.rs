@@ -568,14 +568,15 @@ impl Conntrack<'_> {
             let mut outcome = BatchOutcome::default();
             let mut buf = Vec::with_capacity(BATCH * 128);
             for (chunk_no, chunk) in entries.chunks(BATCH).enumerate() {
-                let count = chunk.len();
-                let first = sock.next_seqs(count as u32);
-                buf.clear();
-                for (i, (tuple, zone)) in chunk.iter().enumerate() {
-                    let seq = first.wrapping_add(i as u32);
-                    encode_tcp_flags(&mut buf, tuple, *zone, flags, i + 1 == count, seq)?;
-                }
-                for (i, errno) in sock.send_acked(&buf, first, count)?.into_iter().enumerate() {
+                let errnos = send_requests(
+                    sock,
+                    &mut buf,
+                    chunk.iter(),
+                    |buf, (tuple, zone), ack, seq| {
+                        encode_tcp_flags(buf, tuple, *zone, flags, ack, seq)
+                    },
+                )?;
+                for (i, errno) in errnos.into_iter().enumerate() {
                     match errno {
                         0 => outcome.updated += 1,
                         errno => outcome.failures.push((
@@ -996,19 +997,32 @@ fn nfgenmsg(family: u8) -> [u8; 4] {
 }
 
 /// Encodes `entries` as NEW requests (`create` adds `NLM_F_CREATE|EXCL`),
-/// sends them in one datagram and returns each one's errno; only the last
-/// asks for an ACK ([`NlSocket::send_acked`]).
+/// sends them in one datagram and returns each one's errno
+/// ([`send_requests`]).
 fn send_entries<'e>(
     sock: &mut NlSocket,
     buf: &mut Vec<u8>,
     entries: impl ExactSizeIterator<Item = (&'e ConntrackEntry, bool)>,
 ) -> Result<Vec<i32>> {
-    let count = entries.len();
+    send_requests(sock, buf, entries, |buf, (entry, create), ack, seq| {
+        encode_entry(buf, entry, create, ack, seq)
+    })
+}
+
+/// Encodes one request per item with `encode(buf, item, ack, seq)`, sends
+/// them in one datagram and returns each one's errno; only the last asks
+/// for an ACK ([`NlSocket::send_acked`]).
+fn send_requests<T>(
+    sock: &mut NlSocket,
+    buf: &mut Vec<u8>,
+    items: impl ExactSizeIterator<Item = T>,
+    mut encode: impl FnMut(&mut Vec<u8>, T, bool, u32) -> Result<()>,
+) -> Result<Vec<i32>> {
+    let count = items.len();
     let first = sock.next_seqs(count as u32);
     buf.clear();
-    for (i, (entry, create)) in entries.enumerate() {
-        let ack = i + 1 == count;
-        encode_entry(buf, entry, create, ack, first.wrapping_add(i as u32))?;
+    for (i, item) in items.enumerate() {
+        encode(buf, item, i + 1 == count, first.wrapping_add(i as u32))?;
     }
     sock.send_acked(buf, first, count)
 }
